@@ -1,0 +1,1 @@
+"""Asterisk protocols: AMI client, FastAGI server, wire codecs and a simulator."""

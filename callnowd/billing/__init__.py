@@ -1,0 +1,1 @@
+"""Rates, costs, budgets and charges."""

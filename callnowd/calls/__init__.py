@@ -1,0 +1,1 @@
+"""The call-request use case and its state machine."""

@@ -1,0 +1,99 @@
+"""Value checks shared by the config loader, the CLI and the HTTP forms.
+
+Each check takes a value and raises :class:`ValueError` with a message that reads
+well after a key or field name ("must be ..."); it returns nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from urllib.parse import urlsplit
+
+import phonenumbers
+from twisted.internet import endpoints
+from twisted.internet.testing import MemoryReactor
+
+_INSTANCE_RE = re.compile(r"[a-z0-9]{0,12}")
+
+
+def positive(value: int | float) -> None:
+    """Refuse zero and negative numbers."""
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, not {value}")
+
+
+def non_empty(value: str) -> None:
+    """Refuse an empty or blank string."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+
+
+def instance_id(value: str) -> None:
+    """An instance id is 0-12 lowercase letters and digits."""
+    if not _INSTANCE_RE.fullmatch(value):
+        raise ValueError(f"must be 0-12 lowercase letters or digits, not {value!r}")
+
+
+def server_endpoint(value: str) -> None:
+    """A Twisted server endpoint string such as ``tcp:8080:interface=127.0.0.1``."""
+    try:
+        endpoints.serverFromString(MemoryReactor(), value)  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"is not a valid server endpoint string ({value!r}): {e}"
+        ) from e
+
+
+def client_endpoint(value: str) -> None:
+    """A Twisted client endpoint string such as ``tcp:host=127.0.0.1:port=5038``."""
+    try:
+        endpoints.clientFromString(MemoryReactor(), value)  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"is not a valid client endpoint string ({value!r}): {e}"
+        ) from e
+
+
+def http_url(value: str) -> None:
+    """An absolute http(s) URL without query or fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+
+
+def store_url(value: str) -> None:
+    """``sqlite:<path>`` or ``postgresql://...``."""
+    if value.startswith("sqlite:"):
+        if not value.removeprefix("sqlite:").strip():
+            raise ValueError(
+                "sqlite: needs a file path, e.g. sqlite:var/callnow.sqlite3"
+            )
+        return
+    if value.startswith(("postgresql://", "postgres://")):
+        return
+    raise ValueError(f"must start with sqlite: or postgresql://, not {value!r}")
+
+
+def region(value: str) -> None:
+    """A two-letter region known to phonenumbers (e.g. ``US``, ``GB``)."""
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"must be a two-letter region code such as US, not {value!r}")
+
+
+def captcha_length(value: int) -> None:
+    """A CAPTCHA has 4 to 8 characters."""
+    if not 4 <= value <= 8:
+        raise ValueError(f"must be between 4 and 8, not {value}")
+
+
+def timezone(value: str) -> None:
+    """An IANA time zone name such as ``America/New_York``."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(
+            f"must be an IANA time zone such as Europe/London: {value!r}"
+        ) from e

@@ -1,0 +1,1 @@
+"""HTTP adapters: public CallNow pages, status pages, health."""

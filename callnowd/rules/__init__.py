@@ -1,0 +1,1 @@
+"""Pure decision engine: availability, preferences, per-caller rules."""

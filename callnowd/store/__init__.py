@@ -1,0 +1,1 @@
+"""Persistence: the typed store interface and its SQLite implementation."""
