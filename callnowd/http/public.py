@@ -1,0 +1,401 @@
+"""The public CallNow pages: the form, its submission, the one-step link, status.
+
+URLs (DESIGN §4): ``/callnow/<id>`` and ``/callnow/index.php?call=<id>`` show the
+form; ``POST /callnow/<id>`` submits it; ``/callnow/index.php?call=<id>&myname=…&phone=…``
+is the one-step link; ``/callnow/<id>/requests/<token>`` is the visitor's status page
+(HTML, or JSON for ``Accept: application/json``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from typing import Any, cast
+
+import attrs
+import phonenumbers
+from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from callnowd.calls.requests import new_request
+from callnowd.http.captcha import CaptchaChallenges, render_audio, render_image
+from callnowd.http.csrf import COOKIE_NAME, CsrfTokens
+from callnowd.http.forms import BadInput, form_params, query_params
+from callnowd.http.render import Templates
+from callnowd.http.status import status_json, status_page_context
+from callnowd.models import CALLNOW_ID_RE, CallRequest, Extension, RequestSource
+from callnowd.rules.availability import is_accepting
+from callnowd.store.interface import Store
+from callnowd.validation import FieldError, normalize_name, normalize_phone
+
+FORM_FIELDS = ("csrf", "captcha_id", "captcha", "phone", "name")
+ONE_STEP_FIELDS = ("call", "myname", "phone")
+HTML = b"text/html; charset=utf-8"
+JSON = b"application/json"
+
+Blocking = Callable[[Callable[[], bytes]], Deferred[bytes]]
+RequestListener = Callable[[CallRequest], object]
+
+
+@attrs.frozen
+class PublicSettings:
+    """What the public pages need from the configuration."""
+
+    default_region: str
+    one_step_window: float
+    status_refresh: int
+    secure_cookies: bool
+    test_hooks: bool = False
+
+
+@attrs.define
+class PublicPages:
+    """The Klein application of the public CallNow pages.
+
+    Args:
+        store: persistence.
+        clock: time source.
+        settings: page settings.
+        csrf: CSRF token issuer.
+        captchas: CAPTCHA challenges.
+        templates: HTML templates.
+        blocking: runs CPU-bound work (image/audio rendering) off the reactor.
+        readiness: named checks for ``/readyz``.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    _store: Store
+    _clock: IReactorTime
+    _settings: PublicSettings
+    _csrf: CsrfTokens
+    _captchas: CaptchaChallenges
+    _templates: Templates
+    _blocking: Blocking
+    _readiness: dict[str, Callable[[], Awaitable[None]]] = attrs.Factory(dict)
+    _listeners: list[RequestListener] = attrs.Factory(list)
+
+    def add_listener(self, listener: RequestListener) -> None:
+        """Call ``listener`` with every request created (the dispatcher hooks here)."""
+        self._listeners.append(listener)
+
+    # -- the form --------------------------------------------------------------
+
+    @app.route("/callnow/index.php", methods=["GET", "HEAD"])
+    async def index_php(self, request: IRequest) -> bytes:
+        """The seed's URL: the form, or the one-step request with name and phone."""
+        try:
+            params = query_params(request, ONE_STEP_FIELDS)
+        except BadInput as e:
+            return self._bad_input(request, e)
+        extension = await self._accepting(params.get("call", ""))
+        if extension is None:
+            return self._unavailable(request)
+        if "phone" not in params and "myname" not in params:
+            return self._form(request, extension)
+        values = {"phone": params.get("phone", ""), "name": params.get("myname", "")}
+        prefs = extension.preferences
+        if (
+            request.method == b"HEAD"
+            or prefs.image_validation
+            or not prefs.one_step_enabled
+        ):
+            # A link scanner's HEAD, or a link that needs a human: show the form,
+            # pre-filled, and create nothing.
+            return self._form(request, extension, values=values)
+        try:
+            phone, name = self._validate(extension, values)
+        except FieldError as e:
+            return self._form(request, extension, values, {e.field: e.message}, 400)
+        created = await self._create(extension, phone, name, RequestSource.ONE_STEP)
+        return self._see_other(request, created)
+
+    @app.route("/callnow/<callnow_id>", methods=["GET", "HEAD"])
+    async def page(self, request: IRequest, callnow_id: str) -> bytes:
+        """The public form of one extension."""
+        extension = await self._accepting(callnow_id)
+        if extension is None:
+            return self._unavailable(request)
+        return self._form(request, extension)
+
+    @app.route("/callnow/<callnow_id>", methods=["POST"])
+    async def submit(self, request: IRequest, callnow_id: str) -> bytes:
+        """The form's submission: validate, store, send the visitor to the status."""
+        extension = await self._accepting(callnow_id)
+        if extension is None:
+            return self._unavailable(request)
+        try:
+            form = form_params(request, FORM_FIELDS)
+        except BadInput as e:
+            return self._bad_input(request, e)
+        prefs = extension.preferences
+        nonce = _cookie(request)
+        if not self._csrf.verify(nonce, prefs.callnow_id, form.get("csrf")):
+            request.setResponseCode(403)
+            return self._notice(
+                request,
+                "Please try again",
+                "This form has expired or was not sent from this site. "
+                "Reload the page and send it again.",
+            )
+        values = {"phone": form.get("phone", ""), "name": form.get("name", "")}
+        errors: dict[str, str] = {}
+        try:
+            phone, name = self._validate(extension, values)
+        except FieldError as e:
+            errors[e.field] = e.message
+        if prefs.image_validation and not self._captchas.verify(
+            form.get("captcha_id", ""), form.get("captcha", "")
+        ):
+            errors["captcha"] = "The digits did not match. Please try the new picture."
+        if errors:
+            return self._form(request, extension, values, errors, 400)
+        created = await self._create(extension, phone, name, RequestSource.FORM)
+        return self._see_other(request, created)
+
+    # -- status ------------------------------------------------------------------
+
+    @app.route("/callnow/<callnow_id>/requests/<token>", methods=["GET", "HEAD"])
+    async def status(self, request: IRequest, callnow_id: str, token: str) -> bytes:
+        """The visitor's view of one request, HTML or JSON."""
+        found = await self._store.get_request_by_token(callnow_id, token)
+        if found is None:
+            return self._unavailable(request)
+        extension = await self._store.get_extension(found.extension)
+        events = await self._store.request_events(found.id)
+        owner = None
+        if extension is not None and extension.preferences.show_name:
+            owner = extension.display_name
+        if _wants_json(request):
+            request.setHeader(b"content-type", JSON)
+            return status_json(found, events, owner)
+        context = status_page_context(found, events, owner, extension)
+        return self._html(
+            request, "status.html", refresh=self._settings.status_refresh, **context
+        )
+
+    # -- CAPTCHA -----------------------------------------------------------------
+
+    @app.route("/captcha/<challenge>.png", methods=["GET"])
+    async def captcha_image(self, request: IRequest, challenge: str) -> bytes:
+        """The picture of a live challenge."""
+        return await self._captcha_media(request, challenge, render_image, b"image/png")
+
+    @app.route("/captcha/<challenge>.wav", methods=["GET"])
+    async def captcha_audio(self, request: IRequest, challenge: str) -> bytes:
+        """The spoken version of a live challenge."""
+        return await self._captcha_media(request, challenge, render_audio, b"audio/wav")
+
+    @app.route("/_test/captcha/<challenge>", methods=["GET"])
+    def captcha_answer(self, request: IRequest, challenge: str) -> bytes:
+        """Test-only: the answer of a challenge, when ``http.test_hooks`` is on."""
+        answer = (
+            self._captchas.answer_for(challenge) if self._settings.test_hooks else None
+        )
+        if answer is None:
+            request.setResponseCode(404)
+            return b"not found"
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return answer.encode()
+
+    # -- health and assets -----------------------------------------------------
+
+    @app.route("/healthz", methods=["GET", "HEAD"])
+    def healthz(self, request: IRequest) -> bytes:
+        """Liveness: the daemon answers."""
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"ok\n"
+
+    @app.route("/readyz", methods=["GET", "HEAD"])
+    async def readyz(self, request: IRequest) -> bytes:
+        """Readiness: every dependency answers (store, and later AMI and Redis)."""
+        results: dict[str, str] = {}
+        for name, check in self._readiness.items():
+            try:
+                await check()
+            except Exception as e:
+                results[name] = f"failed: {type(e).__name__}"
+            else:
+                results[name] = "ok"
+        ready = all(v == "ok" for v in results.values())
+        request.setResponseCode(200 if ready else 503)
+        request.setHeader(b"content-type", JSON)
+        return _json({"ready": ready, "checks": results})
+
+    @app.route("/static/callnow.css", methods=["GET", "HEAD"])
+    def stylesheet(self, request: IRequest) -> bytes:
+        """The one stylesheet."""
+        request.setHeader(b"content-type", b"text/css; charset=utf-8")
+        request.setHeader(b"cache-control", b"public, max-age=86400")
+        return _STYLESHEET
+
+    # -- helpers ---------------------------------------------------------------
+
+    async def _accepting(self, callnow_id: str) -> Extension | None:
+        if not CALLNOW_ID_RE.fullmatch(callnow_id):
+            return None
+        extension = await self._store.find_by_callnow_id(callnow_id)
+        if extension is None or not is_accepting(
+            extension.preferences, extension.timezone, self._clock.seconds()
+        ):
+            return None
+        return extension
+
+    def _validate(
+        self, extension: Extension, values: dict[str, str]
+    ) -> tuple[str, str | None]:
+        phone = normalize_phone(values["phone"], self._settings.default_region)
+        raw_name = values["name"]
+        if not raw_name.strip() and not extension.preferences.ask_name:
+            return phone, None
+        return phone, normalize_name(raw_name)
+
+    async def _create(
+        self,
+        extension: Extension,
+        phone: str,
+        name: str | None,
+        source: RequestSource,
+    ) -> CallRequest:
+        now = self._clock.seconds()
+        one_step = source is RequestSource.ONE_STEP
+        request, event = new_request(
+            extension, phone, name, source, now, dedupe=one_step
+        )
+        since = now - self._settings.one_step_window if one_step else None
+        stored, created = await self._store.create_request(
+            request, event, dedupe_since=since
+        )
+        if created:
+            self.log.info(
+                "Call request {request_id} received for extension {extension}",
+                request_id=stored.id,
+                extension=stored.extension,
+                source=source.value,
+            )
+            for listener in self._listeners:
+                listener(stored)
+        return stored
+
+    def _form(
+        self,
+        request: IRequest,
+        extension: Extension,
+        values: dict[str, str] | None = None,
+        errors: dict[str, str] | None = None,
+        code: int = 200,
+    ) -> bytes:
+        prefs = extension.preferences
+        nonce = _cookie(request)
+        if not self._csrf.valid_nonce(nonce) or nonce is None:
+            nonce = self._csrf.new_nonce()
+            # IRequest does not declare httpOnly/sameSite; twisted.web's Request has them.
+            cast(Any, request).addCookie(
+                COOKIE_NAME,
+                nonce.encode(),
+                path=b"/",
+                httpOnly=True,
+                secure=self._settings.secure_cookies,
+                sameSite="strict",
+            )
+        captcha_id = self._captchas.issue() if prefs.image_validation else None
+        request.setResponseCode(code)
+        return self._html(
+            request,
+            "form.html",
+            owner_name=extension.display_name if prefs.show_name else None,
+            message=prefs.public_message,
+            action=f"/callnow/{prefs.callnow_id}",
+            csrf=self._csrf.token_for(nonce, prefs.callnow_id),
+            captcha_id=captcha_id,
+            name_required=prefs.ask_name,
+            values=values or {"phone": "", "name": ""},
+            errors=errors or {},
+            phone_example=_example(self._settings.default_region),
+        )
+
+    async def _captcha_media(
+        self,
+        request: IRequest,
+        challenge: str,
+        render: Callable[[str], bytes],
+        content_type: bytes,
+    ) -> bytes:
+        answer = self._captchas.answer_for(challenge)
+        if answer is None:
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"This security check has expired. Reload the form.\n"
+        body = await self._blocking(lambda: render(answer))
+        request.setHeader(b"content-type", content_type)
+        return body
+
+    def _see_other(self, request: IRequest, created: CallRequest) -> bytes:
+        location = f"/callnow/{created.callnow_id}/requests/{created.token}"
+        request.setResponseCode(303)
+        request.setHeader(b"location", location.encode())
+        return self._notice(request, "Request received", "Your request was received.")
+
+    def _unavailable(self, request: IRequest) -> bytes:
+        # One answer, same status and body, for unknown, disabled and not-accepting
+        # links, so the page tells nothing about which it is.
+        request.setResponseCode(404)
+        return self._notice(
+            request,
+            "This link is not available",
+            "The person you are trying to reach cannot take call requests "
+            "through this link right now.",
+        )
+
+    def _bad_input(self, request: IRequest, error: BadInput) -> bytes:
+        request.setResponseCode(error.status)
+        if _wants_json(request):
+            request.setHeader(b"content-type", b"application/problem+json")
+            return _json(
+                {"title": "Bad request", "detail": error.message, "field": error.field}
+            )
+        return self._notice(request, "This request cannot be read", error.message)
+
+    def _notice(self, request: IRequest, title: str, text: str) -> bytes:
+        return self._html(request, "notice.html", title=title, text=text)
+
+    def _html(self, request: IRequest, template: str, **context: Any) -> bytes:
+        request.setHeader(b"content-type", HTML)
+        return self._templates.render(template, **context)
+
+
+def _cookie(request: IRequest) -> str | None:
+    raw = request.getCookie(COOKIE_NAME)
+    return raw.decode("ascii", "replace") if raw is not None else None
+
+
+def _wants_json(request: IRequest) -> bool:
+    accept = request.getHeader(b"accept") or b""
+    return b"application/json" in accept
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def _example(region: str) -> str:
+    example = phonenumbers.example_number_for_type(
+        region, phonenumbers.PhoneNumberType.MOBILE
+    )
+    if example is None:
+        return "+1 212 555 0123"
+    return phonenumbers.format_number(
+        example, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+
+
+def _load_stylesheet() -> bytes:
+    return files("callnowd.http").joinpath("static/callnow.css").read_bytes()
+
+
+_STYLESHEET = _load_stylesheet()
