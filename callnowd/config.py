@@ -9,6 +9,7 @@ attrs field with a default and, where needed, a check.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import types
 import typing
@@ -91,6 +92,7 @@ class Config:
 
 
 T = TypeVar("T")
+_LOOPBACK_RE = re.compile(r"interface=(127\.[0-9.]+|\\?:\\?:1)(:|$)")
 
 
 def load_config(path: Path) -> Config:
@@ -117,6 +119,13 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, "", f"TOML syntax error: {e}") from e
     config = config_from_mapping(Config, data, path)
+    if config.http.test_hooks and not _LOOPBACK_RE.search(config.http.listen):
+        raise ConfigError(
+            path,
+            "http.test_hooks",
+            "can only be on when http.listen is bound to the loopback interface"
+            " (interface=127.0.0.1 or interface=::1)",
+        )
     return attrs.evolve(config, path=path)
 
 

@@ -1,0 +1,102 @@
+"""Composition root: build the daemon's service tree from a config and a reactor.
+
+``build_service`` is the only place that wires adapters (HTTP, store, and later AMI,
+FastAGI, Redis) to the core; everything receives the reactor it needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService, Service
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from typing_extensions import override
+
+from callnowd.config import Config
+from callnowd.http.captcha import CaptchaChallenges
+from callnowd.http.csrf import CsrfTokens
+from callnowd.http.public import PublicPages, PublicSettings
+from callnowd.http.render import Templates
+from callnowd.http.site import CallNowSite
+from callnowd.secrets_file import load_or_create_secret
+from callnowd.store.interface import Store
+from callnowd.store.open import open_store
+
+log = Logger()
+
+
+class StoreService(Service):
+    """Closes the store (its connection pool and threads) when the daemon stops."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @override
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return Deferred.fromCoroutine(self.store.close())
+
+
+class CallNowService(MultiService):
+    """The daemon: its children, plus handles the tests and the CLI use."""
+
+    def __init__(self, store: Store, pages: PublicPages) -> None:
+        super().__init__()
+        self.store = store
+        self.pages = pages
+
+
+def build_service(config: Config, reactor: Any) -> CallNowService:
+    """Build the whole daemon; nothing listens until the service starts.
+
+    Blocking work (schema migrations, reading the secret key) happens here, before
+    the reactor runs.
+
+    Args:
+        config: the validated configuration.
+        reactor: the reactor every component uses.
+
+    Returns:
+        The root service.
+    """
+    base_dir = Path.cwd()
+    store = open_store(reactor, config.store.url, base_dir)
+    secret = load_or_create_secret(base_dir / config.public.secret_file)
+    settings = PublicSettings(
+        default_region=config.phone.default_region,
+        one_step_window=config.public.one_step_window,
+        status_refresh=config.public.status_refresh,
+        secure_cookies=config.http.public_url.startswith("https:"),
+        test_hooks=config.http.test_hooks,
+    )
+    pages = PublicPages(
+        store=store,
+        clock=reactor,
+        settings=settings,
+        csrf=CsrfTokens(secret),
+        captchas=CaptchaChallenges(
+            reactor, config.public.captcha_ttl, config.public.captcha_length
+        ),
+        templates=Templates(),
+        blocking=lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f),
+        readiness={"store": store.ping},
+    )
+    root = CallNowService(store, pages)
+    StoreService(store).setServiceParent(root)
+    site = CallNowSite(
+        pages.app.resource(), max_body=config.http.max_body_bytes, reactor=reactor
+    )
+    http_endpoint = endpoints.serverFromString(reactor, config.http.listen)
+    StreamServerEndpointService(http_endpoint, site).setServiceParent(root)
+    if config.http.test_hooks:
+        log.warn(
+            "http.test_hooks is on: CAPTCHA answers are readable at /_test/. "
+            "Never enable this outside tests."
+        )
+    log.info("callnowd will serve HTTP on {endpoint}", endpoint=config.http.listen)
+    return root
