@@ -30,7 +30,15 @@ MAX_COMMAND_WORDS = 127
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # never lose or invent bytes, never crash on decode
 _FORBIDDEN = re.compile("[\r\n\0]")
-_BARE_WORD = re.compile(r"[A-Z]+")  # command keywords (ANSWER, GET, VARIABLE...)
+# The words of res_agi.c's command names; a leading run of them is written bare.
+_KEYWORDS = re.compile(
+    "ACTIVATE|ALPHA|ANSWER|ASYNCAGI|AUTOHANGUP|BREAK|CALLERID|CHANNEL|CHAR"
+    "|CONTEXT|CONTROL|CREATE|DATA|DATABASE|DATE|DATETIME|DEACTIVATE|DEL"
+    "|DELTREE|DESTROY|DIGIT|DIGITS|EXEC|EXTENSION|FILE|FOR|FULL|GET|GOSUB"
+    "|GRAMMAR|HANGUP|IMAGE|LANGUAGE|LOAD|MODE|MUSIC|NOOP|NUMBER|OPTION"
+    "|PHONETIC|PRIORITY|PUT|RECEIVE|RECOGNIZE|RECORD|SAY|SEND|SET|SPEECH"
+    "|STATUS|STREAM|TDD|TEXT|TIME|UNLOAD|VARIABLE|VERBOSE|WAIT"
+)
 _EXTRA_KEY = re.compile(r" [A-Za-z_][A-Za-z0-9_]*=")
 _USAGE_START = "520-"
 USAGE_END = "520 End of proper usage."
@@ -312,10 +320,11 @@ def _quote(word: str) -> str:
 def encode_command(*words: str | int) -> bytes:
     r"""Encode one AGI command line, e.g. ``GET VARIABLE "CALLNOW_REQUEST"\\n``.
 
-    Integers are written bare. A string made only of ``A-Z`` (a command
-    keyword) is written bare; every other string is quoted: ``"`` + the word
-    with ``\\`` → ``\\\\`` and ``"`` → ``\\"`` + ``"``. Both forms tokenize to
-    exactly the given word in Asterisk, so ``split_command`` inverts this.
+    The leading run of command-name keywords (``GET``, ``VARIABLE``...) and
+    integers are written bare; every other string (all arguments) is quoted:
+    ``"`` + the word with ``\\`` → ``\\\\`` and ``"`` → ``\\"`` + ``"``. Both
+    forms tokenize to exactly the given word in Asterisk, so ``split_command``
+    inverts this for every accepted input.
 
     Raises:
         AgiEncodingError: no words, too many words, a word containing CR, LF
@@ -327,6 +336,7 @@ def encode_command(*words: str | int) -> bytes:
     if len(words) > MAX_COMMAND_WORDS:
         raise AgiEncodingError(f"more than {MAX_COMMAND_WORDS} words")
     parts: list[str] = []
+    in_name = True
     for word in words:
         if isinstance(word, bool) or not isinstance(word, int | str):
             raise AgiEncodingError(f"a word must be str or int: {word!r}")
@@ -334,7 +344,8 @@ def encode_command(*words: str | int) -> bytes:
             parts.append(str(word))
             continue
         check_text("command word", word)
-        parts.append(word if _BARE_WORD.fullmatch(word) else _quote(word))
+        in_name = in_name and _KEYWORDS.fullmatch(word) is not None
+        parts.append(word if in_name else _quote(word))
     line = encode_text(" ".join(parts) + "\n")
     if len(line) > MAX_COMMAND_LINE:
         raise AgiEncodingError(f"command line longer than {MAX_COMMAND_LINE} bytes")

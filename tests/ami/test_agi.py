@@ -241,6 +241,11 @@ class CommandEncodingTests(SynchronousTestCase):
         """Keywords and ints are bare, every other word is quoted and escaped."""
         self.assertEqual(encode_command("ANSWER"), b"ANSWER\n")
         self.assertEqual(
+            encode_command("GET", "VARIABLE", "DIALSTATUS"),
+            b'GET VARIABLE "DIALSTATUS"\n',
+        )
+        self.assertEqual(encode_command("FROB", "GET"), b'"FROB" "GET"\n')
+        self.assertEqual(
             encode_command("WAIT", "FOR", "DIGIT", 5000), b"WAIT FOR DIGIT 5000\n"
         )
         self.assertEqual(
