@@ -1,0 +1,382 @@
+"""The SQLite store: :class:`callnowd.store.interface.Store` on one database file.
+
+Every query runs in the threads of a ``twisted.enterprise.adbapi`` pool, never on
+the reactor thread. Several processes (daemons, ``callnowctl``) may use the same file
+at once: connections run in WAL mode with a busy timeout, every write is one short
+``BEGIN IMMEDIATE`` transaction (so read-modify-write steps such as
+:meth:`SqliteStore.transition` cannot interleave), and reads are single statements.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import attrs
+from twisted.enterprise.adbapi import ConnectionPool
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IReactorCore
+
+from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
+from callnowd.store import rows
+from callnowd.store import sqlite_sql as sql
+from callnowd.store.errors import StoreError
+from callnowd.store.interface import (
+    DuplicateCallNowId,
+    DuplicateExtension,
+    StaleState,
+    UnknownExtension,
+    UnknownRequest,
+)
+from callnowd.store.sqlite_migrate import BUSY_TIMEOUT_MS, apply_migrations
+
+__all__ = ["SqliteStore", "StoreError"]
+
+_T = TypeVar("_T")
+_Work = Callable[[sqlite3.Cursor], _T]
+
+
+def _setup_connection(connection: sqlite3.Connection) -> None:
+    """Prepare every pooled connection (adbapi's ``cp_openfun``)."""
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _run_in_thread(connection: Any, work: _Work[_T], write: bool) -> _T:
+    """Run ``work`` on a pool thread; writes inside one BEGIN IMMEDIATE transaction.
+
+    ``connection`` is adbapi's wrapper of an autocommit ``sqlite3.Connection``;
+    adbapi's own commit/rollback afterwards are no-ops because the transaction is
+    always finished here.
+    """
+    cursor: sqlite3.Cursor = connection.cursor()
+    try:
+        if not write:
+            return work(cursor)
+        # IMMEDIATE takes the write lock up front (waiting up to the busy timeout),
+        # so a read-then-write cannot fail halfway on a lock upgrade.
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(cursor)
+            cursor.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+        return result
+    finally:
+        cursor.close()
+
+
+class SqliteStore:
+    """The :class:`~callnowd.store.interface.Store` on one SQLite file.
+
+    Build it with :meth:`open`; close it with :meth:`close`.
+    """
+
+    def __init__(self, pool: ConnectionPool, path: Path) -> None:
+        self._pool = pool
+        self._path = path
+        self._closed = False
+        self._in_flight: set[Deferred[None]] = set()
+
+    @classmethod
+    def open(cls, reactor: IReactorCore, path: Path) -> SqliteStore:
+        """Open (creating if needed) the store at ``path``; blocking.
+
+        Creates the parent directory and applies pending migrations with a plain
+        connection, so call it before the reactor runs (``makeService``, the CLI).
+
+        Args:
+            reactor: runs the pool; must also provide ``IReactorFromThreads`` (every
+                real reactor does).
+            path: the database file.
+
+        Returns:
+            The store; its thread pool starts when the reactor runs.
+
+        Raises:
+            StoreError: the file cannot be created or opened, a migration failed, or
+                its schema is newer than this code knows.
+        """
+        apply_migrations(path)
+        pool = ConnectionPool(
+            "sqlite3",
+            str(path),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+            isolation_level=None,
+            cp_min=1,
+            cp_max=4,
+            cp_openfun=_setup_connection,
+            cp_reactor=reactor,
+        )
+        return cls(pool, path)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    async def _run(self, work: _Work[_T], *, write: bool = False) -> _T:
+        if self._closed:
+            raise StoreError(f"{self._path}: the store is closed")
+        done: Deferred[None] = Deferred()
+        self._in_flight.add(done)
+        try:
+            result = self._pool.runWithConnection(_run_in_thread, work, write)
+            return await cast("Deferred[_T]", result)
+        finally:
+            self._in_flight.discard(done)
+            done.callback(None)
+
+    async def add_extension(self, extension: Extension) -> None:
+        """See :meth:`callnowd.store.interface.Store.add_extension`."""
+
+        def work(cursor: sqlite3.Cursor) -> None:
+            if sql.extension_exists(cursor, extension.number):
+                raise DuplicateExtension(extension.number)
+            callnow_id = extension.preferences.callnow_id
+            if sql.callnow_id_owner(cursor, callnow_id) is not None:
+                raise DuplicateCallNowId(callnow_id)
+            cursor.execute(sql.INSERT_EXTENSION, rows.extension_values(extension))
+            cursor.execute(
+                sql.INSERT_PREFERENCES,
+                (extension.number, *rows.preferences_values(extension.preferences)),
+            )
+
+        await self._run(work, write=True)
+
+    async def update_extension(self, extension: Extension) -> None:
+        """See :meth:`callnowd.store.interface.Store.update_extension`."""
+
+        def work(cursor: sqlite3.Cursor) -> None:
+            if not sql.extension_exists(cursor, extension.number):
+                raise UnknownExtension(extension.number)
+            callnow_id = extension.preferences.callnow_id
+            owner = sql.callnow_id_owner(cursor, callnow_id)
+            if owner is not None and owner != extension.number:
+                raise DuplicateCallNowId(callnow_id)
+            number, *values = rows.extension_values(extension)
+            cursor.execute(sql.UPDATE_EXTENSION, (*values, number))
+            cursor.execute(
+                sql.UPDATE_PREFERENCES,
+                (*rows.preferences_values(extension.preferences), number),
+            )
+
+        await self._run(work, write=True)
+
+    async def remove_extension(self, number: str) -> None:
+        """See :meth:`callnowd.store.interface.Store.remove_extension`."""
+
+        def work(cursor: sqlite3.Cursor) -> None:
+            cursor.execute(sql.DELETE_EXTENSION, (number,))
+            if cursor.rowcount == 0:
+                raise UnknownExtension(number)
+
+        await self._run(work, write=True)
+
+    async def get_extension(self, number: str) -> Extension | None:
+        """See :meth:`callnowd.store.interface.Store.get_extension`."""
+        return await self._run(
+            _fetch_extension(sql.SELECT_EXTENSION + " WHERE e.number = ?", number)
+        )
+
+    async def find_by_callnow_id(self, callnow_id: str) -> Extension | None:
+        """See :meth:`callnowd.store.interface.Store.find_by_callnow_id`."""
+        return await self._run(
+            _fetch_extension(
+                sql.SELECT_EXTENSION + " WHERE p.callnow_id = ?", callnow_id
+            )
+        )
+
+    async def list_extensions(self) -> list[Extension]:
+        """See :meth:`callnowd.store.interface.Store.list_extensions`."""
+
+        def work(cursor: sqlite3.Cursor) -> list[Extension]:
+            cursor.execute(sql.SELECT_EXTENSION + " ORDER BY e.number")
+            return [rows.decode_extension(row) for row in cursor.fetchall()]
+
+        return await self._run(work)
+
+    async def create_request(
+        self,
+        request: CallRequest,
+        event: RequestEvent,
+        *,
+        dedupe_since: float | None = None,
+    ) -> tuple[CallRequest, bool]:
+        """See :meth:`callnowd.store.interface.Store.create_request`.
+
+        Deduplication happens only when both ``request.dedupe_key`` and
+        ``dedupe_since`` are set; the newest matching request is returned.
+
+        Raises:
+            ValueError: ``event`` is not about ``request``.
+            StoreError: the request's id or token is taken.
+        """
+        if event.request_id != request.id:
+            raise ValueError(f"event for {event.request_id!r}, not {request.id!r}")
+
+        def work(cursor: sqlite3.Cursor) -> tuple[CallRequest, bool]:
+            if request.dedupe_key is not None and dedupe_since is not None:
+                cursor.execute(
+                    sql.SELECT_REQUEST
+                    + " WHERE dedupe_key = ? AND created_at >= ?"
+                    + sql.NEWEST_FIRST
+                    + " LIMIT 1",
+                    (request.dedupe_key, dedupe_since),
+                )
+                existing = cursor.fetchone()
+                if existing is not None:
+                    return rows.decode_request(existing), False
+            try:
+                cursor.execute(sql.INSERT_REQUEST, rows.request_values(request))
+            except sqlite3.IntegrityError as e:
+                raise StoreError(
+                    f"{self._path}: request {request.id!r} or its token exists: {e}"
+                ) from e
+            cursor.execute(sql.INSERT_EVENT, rows.event_values(event))
+            return request, True
+
+        return await self._run(work, write=True)
+
+    async def get_request(self, request_id: str) -> CallRequest | None:
+        """See :meth:`callnowd.store.interface.Store.get_request`."""
+        return await self._run(
+            _fetch_request(sql.SELECT_REQUEST + " WHERE id = ?", (request_id,))
+        )
+
+    async def get_request_by_token(
+        self, callnow_id: str, token: str
+    ) -> CallRequest | None:
+        """See :meth:`callnowd.store.interface.Store.get_request_by_token`."""
+        return await self._run(
+            _fetch_request(
+                sql.SELECT_REQUEST + " WHERE token = ? AND callnow_id = ?",
+                (token, callnow_id),
+            )
+        )
+
+    async def transition(
+        self,
+        request_id: str,
+        expected: tuple[RequestState, ...],
+        event: RequestEvent,
+    ) -> CallRequest:
+        """See :meth:`callnowd.store.interface.Store.transition`.
+
+        The request's ``reason`` becomes ``event.reason`` and its ``updated_at``
+        becomes ``event.at``.
+
+        Raises:
+            ValueError: ``event`` is about another request.
+        """
+        if event.request_id != request_id:
+            raise ValueError(f"event for {event.request_id!r}, not {request_id!r}")
+
+        def work(cursor: sqlite3.Cursor) -> CallRequest:
+            cursor.execute(sql.SELECT_REQUEST + " WHERE id = ?", (request_id,))
+            row = cursor.fetchone()
+            if row is None:
+                raise UnknownRequest(request_id)
+            current = rows.decode_request(row)
+            if current.state not in expected:
+                raise StaleState(request_id, expected, current.state)
+            cursor.execute(
+                sql.UPDATE_REQUEST_STATE,
+                (event.state.value, event.reason, event.at, request_id),
+            )
+            cursor.execute(sql.INSERT_EVENT, rows.event_values(event))
+            return attrs.evolve(
+                current, state=event.state, reason=event.reason, updated_at=event.at
+            )
+
+        return await self._run(work, write=True)
+
+    async def request_events(self, request_id: str) -> list[RequestEvent]:
+        """See :meth:`callnowd.store.interface.Store.request_events`."""
+
+        def work(cursor: sqlite3.Cursor) -> list[RequestEvent]:
+            cursor.execute(sql.SELECT_EVENTS, (request_id,))
+            return [rows.decode_event(row) for row in cursor.fetchall()]
+
+        return await self._run(work)
+
+    async def list_requests(
+        self,
+        *,
+        extension: str | None = None,
+        states: tuple[RequestState, ...] | None = None,
+        limit: int = 100,
+    ) -> list[CallRequest]:
+        """See :meth:`callnowd.store.interface.Store.list_requests`.
+
+        Raises:
+            ValueError: ``limit`` is negative.
+        """
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, not {limit}")
+        if limit == 0 or states == ():
+            return []
+        conditions = []
+        params: list[object] = []
+        if extension is not None:
+            conditions.append("extension = ?")
+            params.append(extension)
+        if states is not None:
+            conditions.append(f"state IN ({', '.join('?' for _ in states)})")
+            params.extend(state.value for state in states)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        # Only "?" placeholders and fixed column names are interpolated.
+        query = sql.SELECT_REQUEST + where + sql.NEWEST_FIRST + " LIMIT ?"
+        params.append(limit)
+
+        def work(cursor: sqlite3.Cursor) -> list[CallRequest]:
+            cursor.execute(query, params)
+            return [rows.decode_request(row) for row in cursor.fetchall()]
+
+        return await self._run(work)
+
+    async def ping(self) -> None:
+        """See :meth:`callnowd.store.interface.Store.ping`."""
+
+        def work(cursor: sqlite3.Cursor) -> None:
+            cursor.execute("SELECT count(*) FROM schema_migrations").fetchone()
+
+        await self._run(work)
+
+    async def close(self) -> None:
+        """Wait for queries in flight, then stop the pool's threads.
+
+        Later calls raise :class:`StoreError`; closing twice is harmless.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._in_flight:
+            await DeferredList(list(self._in_flight))
+        # The threads are idle now, so joining them does not stall the reactor.
+        self._pool.close()
+
+
+def _fetch_extension(query: str, key: str) -> _Work[Extension | None]:
+    def work(cursor: sqlite3.Cursor) -> Extension | None:
+        cursor.execute(query, (key,))
+        row = cursor.fetchone()
+        return None if row is None else rows.decode_extension(row)
+
+    return work
+
+
+def _fetch_request(query: str, params: tuple[str, ...]) -> _Work[CallRequest | None]:
+    def work(cursor: sqlite3.Cursor) -> CallRequest | None:
+        cursor.execute(query, params)
+        row = cursor.fetchone()
+        return None if row is None else rows.decode_request(row)
+
+    return work
