@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from typing_extensions import override
@@ -22,6 +22,7 @@ from callnowd.ami.agi import (
     AgiEnvironment,
     AgiHangupNotice,
     AgiProtocolError,
+    AgiServerEvent,
     AgiServerParser,
 )
 from callnowd.ami.fastagi_session import (
@@ -157,14 +158,14 @@ class FastAgiProtocol(Protocol):
             self._close()
 
     @override
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closing = True
         self._cancel_env_timer()
         self._factory.active.discard(self)
         if self._session is not None:
             self._session.connection_lost()
 
-    def _handle(self, item: object) -> None:
+    def _handle(self, item: AgiServerEvent) -> None:
         if isinstance(item, AgiEnvironment):
             self._start(item)
         elif self._session is None:
@@ -176,7 +177,7 @@ class FastAgiProtocol(Protocol):
             )
             self._session.notice_hangup()
         else:
-            self._session.deliver(item)  # type: ignore[arg-type]
+            self._session.deliver(item)
 
     def _start(self, env: AgiEnvironment) -> None:
         self._cancel_env_timer()
