@@ -75,7 +75,9 @@ def _run_in_thread(connection: Any, work: _Work[_T], write: bool) -> _T:
 class SqliteStore:
     """The :class:`~callnowd.store.interface.Store` on one SQLite file.
 
-    Build it with :meth:`open`; close it with :meth:`close`.
+    Build it with :meth:`open`; close it with :meth:`close`. Besides the domain
+    exceptions of the interface, every method raises :class:`StoreError` when
+    SQLite fails (e.g. the file stays locked past the busy timeout).
     """
 
     def __init__(self, pool: ConnectionPool, path: Path) -> None:
@@ -123,6 +125,7 @@ class SqliteStore:
         return self._path
 
     async def _run(self, work: _Work[_T], *, write: bool = False) -> _T:
+        """Run ``work`` in the pool; SQLite's own errors become StoreError."""
         if self._closed:
             raise StoreError(f"{self._path}: the store is closed")
         done: Deferred[None] = Deferred()
@@ -130,6 +133,10 @@ class SqliteStore:
         try:
             result = self._pool.runWithConnection(_run_in_thread, work, write)
             return await cast("Deferred[_T]", result)
+        except sqlite3.Error as e:
+            # Locked past the busy timeout, disk full, damaged file...: callers
+            # handle one error type for "the store is not usable right now".
+            raise StoreError(f"{self._path}: {e}") from e
         finally:
             self._in_flight.discard(done)
             done.callback(None)

@@ -6,16 +6,20 @@ one file, and transactions that fail without leaving half-written rows.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 from pathlib import Path
 from typing import cast
 
 import attrs
+import pytest
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.internet.interfaces import IReactorCore
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -33,6 +37,28 @@ from tests.store.contract import (
 
 reactor = cast(IReactorCore, global_reactor)
 S = RequestState
+ROOT = Path(__file__).resolve().parents[2]
+
+# Another process (like callnowctl next to the daemon) writing through its own store.
+CHILD_WRITER = """
+import sys
+from pathlib import Path
+from twisted.internet.defer import Deferred
+from twisted.internet.task import react
+from callnowd.store.sqlite import SqliteStore
+from tests.store.contract import first_event, make_request
+
+async def main(reactor):
+    store = SqliteStore.open(reactor, Path(sys.argv[1]))
+    try:
+        for n in range(int(sys.argv[2])):
+            request = make_request(f"child-{n:02}", created_at=2000.0 + n)
+            await store.create_request(request, first_event(request))
+    finally:
+        await store.close()
+
+react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+"""
 
 
 class _SqliteFiles(TestCase):
@@ -227,6 +253,31 @@ class SqliteDurabilityTests(_SqliteFiles):
         counts = self.query("SELECT count(*) FROM request_events")
         self.assertEqual(counts, [(40,)])
 
+    @pytest.mark.integration
+    async def test_another_process_writes_at_the_same_time(self) -> None:
+        """Writes from another process interleave with ours; every one commits."""
+        store = self.open_store()
+        await store.add_extension(make_extension())
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        child = getProcessOutputAndValue(
+            sys.executable,
+            ["-c", CHILD_WRITER, str(self.path), "200"],
+            env=env,
+            path=str(ROOT),
+        )
+        # Keep writing until the child is done, so the two writers overlap.
+        ours: list[str] = []
+        while not child.called or len(ours) < 30:
+            request = make_request(f"ours-{len(ours):04}", created_at=1000.0)
+            await store.create_request(request, first_event(request))
+            ours.append(request.id)
+        _out, err, code = await child
+        self.assertEqual(code, 0, err.decode(errors="replace"))
+        found = {request.id for request in await store.list_requests(limit=10**6)}
+        self.assertEqual(found, {*ours, *(f"child-{n:02}" for n in range(200))})
+        events = self.query("SELECT count(*) FROM request_events")
+        self.assertEqual(events, [(len(ours) + 200,)])
+
     async def test_racing_transitions_one_wins(self) -> None:
         """Two stores moving the same request from one state: exactly one succeeds."""
         daemon, cli = self.open_store(), self.open_store()
@@ -293,6 +344,19 @@ class SqliteDurabilityTests(_SqliteFiles):
                 "r1", (S.RECEIVED,), RequestEvent("r2", 1.0, S.CANCELLED)
             )
         self.assertEqual(await store.get_request("r1"), request)
+
+    async def test_sqlite_failure_is_store_error(self) -> None:
+        """An error inside SQLite reaches the caller as StoreError naming the file."""
+        store = self.open_store()
+        connection = sqlite3.connect(self.path)
+        with connection:
+            connection.execute("DROP TABLE request_events")
+        connection.close()
+        with self.assertRaises(StoreError) as raised:
+            await store.request_events("r1")
+        self.assertIn(str(self.path), str(raised.exception))
+        self.assertIn("no such table", str(raised.exception))
+        self.assertIsInstance(raised.exception.__cause__, sqlite3.OperationalError)
 
     async def test_negative_limit_is_refused(self) -> None:
         """A negative limit is a ValueError, not SQLite's 'no limit'."""
