@@ -8,7 +8,7 @@ with a :class:`BadInput` naming the problem, before any value is interpreted.
 from __future__ import annotations
 
 from collections.abc import Collection
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 import attrs
 from twisted.web.iweb import IRequest
@@ -62,10 +62,20 @@ def form_params(request: IRequest, allowed: Collection[str]) -> dict[str, str]:
 
 
 def _parse(data: bytes) -> list[tuple[bytes, bytes]]:
-    try:
-        return parse_qsl(data, keep_blank_values=True, max_num_fields=MAX_FIELDS)
-    except ValueError:
-        raise BadInput("Too many parameters.") from None
+    # urllib's parse_qsl round-trips bytes through ASCII and fails on %FF, so the
+    # raw bytes are unquoted here and decoded later, strictly, per parameter.
+    parts = [p for p in data.split(b"&") if p]
+    if len(parts) > MAX_FIELDS:
+        raise BadInput("Too many parameters.")
+    pairs = []
+    for part in parts:
+        name, _, value = part.partition(b"=")
+        pairs.append((_unquote(name), _unquote(value)))
+    return pairs
+
+
+def _unquote(raw: bytes) -> bytes:
+    return unquote_to_bytes(raw.replace(b"+", b" "))
 
 
 def _decode_pairs(
