@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from callnowd.store.open import open_store, parse_store_url
 from callnowd.store.sqlite import SqliteStore, StoreError
-from tests.store.contract import make_extension
+from tests.store.builders import make_extension
 
 reactor = cast(IReactorCore, global_reactor)
 

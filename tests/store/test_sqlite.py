@@ -27,13 +27,13 @@ from callnowd.models import RequestEvent, RequestState
 from callnowd.store.interface import StaleState, Store
 from callnowd.store.sqlite import SqliteStore, StoreError
 from callnowd.store.sqlite_migrate import Migration, apply_migrations, load_migrations
-from tests.store.contract import (
-    StoreContract,
+from tests.store.builders import (
     first_event,
     full_extension,
     make_extension,
     make_request,
 )
+from tests.store.contract import StoreContract
 
 reactor = cast(IReactorCore, global_reactor)
 S = RequestState
@@ -46,7 +46,7 @@ from pathlib import Path
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 from callnowd.store.sqlite import SqliteStore
-from tests.store.contract import first_event, make_request
+from tests.store.builders import first_event, make_request
 
 async def main(reactor):
     store = SqliteStore.open(reactor, Path(sys.argv[1]))
