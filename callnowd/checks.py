@@ -14,6 +14,8 @@ import phonenumbers
 from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactor
 
+from callnowd.store.open import parse_store_url
+
 _INSTANCE_RE = re.compile(r"[a-z0-9]{0,12}")
 
 
@@ -38,7 +40,7 @@ def instance_id(value: str) -> None:
 def server_endpoint(value: str) -> None:
     """A Twisted server endpoint string such as ``tcp:8080:interface=127.0.0.1``."""
     try:
-        endpoints.serverFromString(MemoryReactor(), value)  # type: ignore[no-untyped-call]
+        endpoints.serverFromString(MemoryReactor(), value)
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(
             f"is not a valid server endpoint string ({value!r}): {e}"
@@ -48,7 +50,7 @@ def server_endpoint(value: str) -> None:
 def client_endpoint(value: str) -> None:
     """A Twisted client endpoint string such as ``tcp:host=127.0.0.1:port=5038``."""
     try:
-        endpoints.clientFromString(MemoryReactor(), value)  # type: ignore[no-untyped-call]
+        endpoints.clientFromString(MemoryReactor(), value)
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(
             f"is not a valid client endpoint string ({value!r}): {e}"
@@ -66,15 +68,7 @@ def http_url(value: str) -> None:
 
 def store_url(value: str) -> None:
     """``sqlite:<path>`` or ``postgresql://...``."""
-    if value.startswith("sqlite:"):
-        if not value.removeprefix("sqlite:").strip():
-            raise ValueError(
-                "sqlite: needs a file path, e.g. sqlite:var/callnow.sqlite3"
-            )
-        return
-    if value.startswith(("postgresql://", "postgres://")):
-        return
-    raise ValueError(f"must start with sqlite: or postgresql://, not {value!r}")
+    parse_store_url(value)
 
 
 def region(value: str) -> None:

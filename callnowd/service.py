@@ -7,12 +7,12 @@ FastAGI, Redis) to the core; everything receives the reactor it needs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from typing_extensions import override
@@ -23,6 +23,7 @@ from callnowd.http.csrf import CsrfTokens
 from callnowd.http.public import PublicPages, PublicSettings
 from callnowd.http.render import Templates
 from callnowd.http.site import CallNowSite
+from callnowd.listening import ListeningService
 from callnowd.secrets_file import load_or_create_secret
 from callnowd.store.interface import Store
 from callnowd.store.open import open_store
@@ -65,7 +66,7 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
         The root service.
     """
     base_dir = Path.cwd()
-    store = open_store(reactor, config.store.url, base_dir)
+    store = open_store(cast(IReactorCore, reactor), config.store.url, base_dir)
     secret = load_or_create_secret(base_dir / config.public.secret_file)
     settings = PublicSettings(
         default_region=config.phone.default_region,
@@ -92,11 +93,10 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
         pages.app.resource(), max_body=config.http.max_body_bytes, reactor=reactor
     )
     http_endpoint = endpoints.serverFromString(reactor, config.http.listen)
-    StreamServerEndpointService(http_endpoint, site).setServiceParent(root)
+    ListeningService("HTTP", http_endpoint, site).setServiceParent(root)
     if config.http.test_hooks:
         log.warn(
             "http.test_hooks is on: CAPTCHA answers are readable at /_test/. "
             "Never enable this outside tests."
         )
-    log.info("callnowd will serve HTTP on {endpoint}", endpoint=config.http.listen)
     return root
