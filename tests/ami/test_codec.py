@@ -1,0 +1,342 @@
+"""Tests for the AMI sans-IO codec, driven by real Asterisk 22 transcripts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from callnowd.ami.codec import (
+    AmiEncodingError,
+    AmiParser,
+    AmiProtocolError,
+    Message,
+    encode_action,
+    encode_message,
+)
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "transcripts"
+SHARED = Path(__file__).parents[2].parent / "shared" / "asterisk" / "transcripts"
+S1 = (FIXTURES / "s1-001002-accept.ami.raw").read_bytes()
+S6 = (FIXTURES / "s6-bad-login.ami.raw").read_bytes()
+
+# Expected (messages, OriginateResponse (Response, Reason, Uniqueid) or None).
+EXPECTED = {
+    "s1-001002-accept.ami.raw": (112, ("Success", "4", "1795641915.4")),
+    "s2-001003-reject.ami.raw": (48, ("Success", "4", "1795641939.8")),
+    "s3-001004-noanswer.ami.raw": (24, ("Failure", "3", "<unknown>")),
+    "s4-001005-busy.ami.raw": (27, ("Failure", "5", "<unknown>")),
+    "s5-001006-ringnoanswer.ami.raw": (28, ("Failure", "3", "<unknown>")),
+    "s6-bad-login.ami.raw": (1, None),
+    "s7-009999-nonexistent.ami.raw": (19, ("Failure", "0", "<unknown>")),
+}
+
+
+def parse_whole(data: bytes) -> list[Message]:
+    return AmiParser().feed(data)
+
+
+def parse_bytewise(data: bytes) -> list[Message]:
+    parser = AmiParser()
+    return [m for i in range(len(data)) for m in parser.feed(data[i : i + 1])]
+
+
+class TranscriptTests(SynchronousTestCase):
+    def check_transcript(self, name: str, data: bytes) -> None:
+        whole = parse_whole(data)
+        self.assertEqual(parse_bytewise(data), whole)
+        count, originate = EXPECTED[name]
+        self.assertEqual(len(whole), count)
+        results = [m for m in whole if m.event == "OriginateResponse"]
+        if originate is None:
+            self.assertEqual(results, [])
+        else:
+            (result,) = results
+            self.assertEqual(
+                (result["Response"], result["Reason"], result["Uniqueid"]), originate
+            )
+            self.assertEqual(result.action_id, "o1")
+        for message in whole:
+            self.assertEqual(message.unparsed, ())
+            self.assertTrue(message.event or message.response)
+
+    def test_fixture_copies(self) -> None:
+        """The transcripts kept in the tree parse the same whole and byte by byte."""
+        for name in ("s1-001002-accept.ami.raw", "s6-bad-login.ami.raw"):
+            self.check_transcript(name, (FIXTURES / name).read_bytes())
+
+    def test_every_shared_transcript(self) -> None:
+        """Every *.ami.raw from the real Asterisk parses whole and byte by byte."""
+        if not SHARED.is_dir():
+            raise self.skipTest(f"{SHARED} is not present")
+        files = sorted(SHARED.glob("*.ami.raw"))
+        self.assertEqual([f.name for f in files], sorted(EXPECTED))
+        for path in files:
+            self.check_transcript(path.name, path.read_bytes())
+
+    def test_s1_known_values(self) -> None:
+        """Banner, login, the Mary-leg Cdr and the empty values of s1 come out right."""
+        parser = AmiParser()
+        messages = parser.feed(S1)
+        self.assertEqual(parser.banner, "Asterisk Call Manager/11.0.0")
+        self.assertEqual(
+            messages[0].headers,
+            (
+                ("Response", "Success"),
+                ("ActionID", "login1"),
+                ("Message", "Authentication accepted"),
+            ),
+        )
+        cdr = next(
+            m
+            for m in messages
+            if m.event == "Cdr" and m.get("Destination") == "5555555555"
+        )
+        self.assertEqual(cdr["CallerID"], '"CallNow Mary" <5555550000>')
+        self.assertEqual(cdr["AccountCode"], "")
+        self.assertEqual(cdr["BillableSeconds"], "5")
+        self.assertEqual(cdr.get("uniqueid"), "1795641917.7")
+        self.assertEqual(sum(m.event == "VarSet" for m in messages), 28)
+
+    def test_s6_bad_login(self) -> None:
+        """The bad login transcript is one Error with 'Authentication failed'."""
+        (message,) = parse_whole(S6)
+        self.assertEqual(message.response, "Error")
+        self.assertEqual(message["Message"], "Authentication failed")
+
+    def test_skip_events(self) -> None:
+        """skip_events drops unwanted events by name but keeps responses."""
+        names: list[bytes] = []
+
+        def skip(name: bytes) -> bool:
+            names.append(name)
+            return name != b"OriginateResponse"
+
+        messages = AmiParser(skip_events=skip).feed(S1)
+        self.assertEqual(
+            [m.event or m.response for m in messages],
+            ["Success", "Success", "OriginateResponse", "Goodbye"],
+        )
+        self.assertEqual(len(names), 109)
+        self.assertIn(b"VarSet", names)
+
+
+def wire(*lines: bytes) -> bytes:
+    return b"".join(lines)
+
+
+class ParserTests(SynchronousTestCase):
+    def parse(
+        self,
+        data: bytes,
+        max_line: int = 65536,
+        max_headers: int = 2000,
+        max_message: int = 1 << 20,
+    ) -> list[Message]:
+        parser = AmiParser(
+            expect_banner=False,
+            max_line=max_line,
+            max_headers=max_headers,
+            max_message=max_message,
+        )
+        return parser.feed(data)
+
+    def test_bare_lf_and_crlf(self) -> None:
+        """Bare LF and CRLF line ends give the same messages."""
+        crlf = b"Event: A\r\nX: 1\r\n\r\nResponse: Success\r\n\r\n"
+        self.assertEqual(self.parse(crlf), self.parse(crlf.replace(b"\r\n", b"\n")))
+        self.assertEqual(len(self.parse(crlf)), 2)
+
+    def test_crlf_split_across_reads(self) -> None:
+        """A CR and its LF in different reads still end the line and the message."""
+        parser = AmiParser(expect_banner=False)
+        self.assertEqual(parser.feed(b"Event: A\r"), [])
+        self.assertEqual(parser.feed(b"\nX: 1\r\n\r"), [])
+        (message,) = parser.feed(b"\n")
+        self.assertEqual(message.headers, (("Event", "A"), ("X", "1")))
+
+    def test_values(self) -> None:
+        """Leading blanks are stripped, trailing kept, colons in values kept."""
+        (message,) = self.parse(b"Event: T\nA:   x y  \nB:\nC:\tz\nD: a: b:c\n\n")
+        self.assertEqual(
+            message.headers,
+            (("Event", "T"), ("A", "x y  "), ("B", ""), ("C", "z"), ("D", "a: b:c")),
+        )
+
+    def test_duplicates_and_case(self) -> None:
+        """Duplicate keys are kept in order; lookups ignore case."""
+        (message,) = self.parse(b"Event: T\nOutput: 1\noutput: 2\nOUTPUT: 3\n\n")
+        self.assertEqual(message.get_all("output"), ["1", "2", "3"])
+        self.assertEqual(message["OuTpUt"], "1")
+        self.assertIn("EVENT", message)
+        self.assertNotIn("Missing", message)
+        self.assertIsNone(message.get("Missing"))
+        self.assertRaises(KeyError, lambda: message["Missing"])
+
+    def test_lines_without_colon(self) -> None:
+        """A line without ':' is kept aside and does not break the message."""
+        (message,) = self.parse(b"Event: T\nnonsense here\nA: 1\n\n")
+        self.assertEqual(message.headers, (("Event", "T"), ("A", "1")))
+        self.assertEqual(message.unparsed, ("nonsense here",))
+
+    def test_invalid_utf8(self) -> None:
+        """Invalid UTF-8 becomes replacement characters, never an exception."""
+        (message,) = self.parse(b"Event: T\nCallerIDName: \xff\xfeMary\xc3\n\n")
+        self.assertEqual(message["CallerIDName"], "\ufffd\ufffdMary\ufffd")
+
+    def test_blank_lines_between_messages(self) -> None:
+        """Extra empty lines between messages are ignored."""
+        messages = self.parse(b"\r\n\r\nEvent: A\r\n\r\n\r\n\r\nEvent: B\r\n\r\n")
+        self.assertEqual([m.event for m in messages], ["A", "B"])
+
+    def test_banner_split(self) -> None:
+        """The banner may arrive in pieces; it is not a message."""
+        parser = AmiParser()
+        self.assertEqual(parser.feed(b"Asterisk Call"), [])
+        self.assertEqual(parser.feed(b" Manager/11.0.0\r\nResponse: Success\r\n"), [])
+        self.assertEqual(parser.banner, "Asterisk Call Manager/11.0.0")
+        (message,) = parser.feed(b"\r\n")
+        self.assertEqual(message.response, "Success")
+
+    def test_line_cap(self) -> None:
+        """A line longer than max_line raises, whether complete or pending."""
+        with self.assertRaises(AmiProtocolError):
+            self.parse(b"Event: " + b"x" * 200 + b"\n\n", max_line=100)
+        with self.assertRaises(AmiProtocolError):
+            self.parse(b"Event: " + b"x" * 200, max_line=100)
+        with self.assertRaises(AmiProtocolError):
+            AmiParser(max_line=100).feed(b"A" * 200)
+
+    def test_header_cap(self) -> None:
+        """More lines than max_headers in one message raises."""
+        with self.assertRaises(AmiProtocolError):
+            self.parse(b"Event: T\n" + b"A: 1\n" * 20 + b"\n", max_headers=10)
+        with self.assertRaises(AmiProtocolError):
+            self.parse(b"Event: T\n" + b"A: 1\n" * 20, max_headers=10)
+        self.assertEqual(len(self.parse(b"A: 1\n" * 10 + b"\n", max_headers=10)), 1)
+
+    def test_message_cap(self) -> None:
+        """A message larger than max_message raises, complete or pending."""
+        body = b"Event: T\n" + b"A: 12345678\n" * 100
+        with self.assertRaises(AmiProtocolError):
+            self.parse(body + b"\n", max_message=500)
+        with self.assertRaises(AmiProtocolError):
+            self.parse(body, max_message=500)
+        parser = AmiParser(expect_banner=False, max_message=500)
+        with self.assertRaises(AmiProtocolError):
+            for i in range(len(body)):
+                parser.feed(body[i : i + 1])
+
+
+class EncoderTests(SynchronousTestCase):
+    def test_action_layout(self) -> None:
+        """Action first, ActionID second, headers, then one Variable per variable."""
+        data = encode_action(
+            "Originate",
+            "ab12-1-7",
+            [("Channel", "Local/001002@phones"), ("Async", "true")],
+            [("CALLNOW_REQUEST", "abc123"), ("CALLERID(num)", "+15555550000")],
+        )
+        self.assertEqual(
+            data,
+            b"Action: Originate\r\nActionID: ab12-1-7\r\n"
+            b"Channel: Local/001002@phones\r\nAsync: true\r\n"
+            b"Variable: CALLNOW_REQUEST=abc123\r\n"
+            b"Variable: CALLERID(num)=+15555550000\r\n\r\n",
+        )
+
+    def test_refusals(self) -> None:
+        """Unsafe names, values, variables and long lines are refused."""
+        bad_headers = [
+            ("Channel", "x\r\nAction: Hangup"),
+            ("Channel", "x\nAction: Hangup"),
+            ("Channel", "x\x00"),
+            ("Chan nel", "x"),
+            ("1Channel", "x"),
+            ("Chan:nel", "x"),
+            ("Channel", " leading"),
+            ("Channel", "\tleading"),
+            ("ActionID", "other"),
+            ("Variable", "A=a,B=b"),
+            ("Variable", "novalue"),
+            ("Channel", "x" * 1020),
+        ]
+        for header in bad_headers:
+            with self.assertRaises(AmiEncodingError, msg=repr(header)):
+                encode_action("Ping", "id-1", [header])
+        for variable in [
+            ("A", "a,b"),
+            ("A", 'a"b'),
+            ("A", "a b"),
+            ("A", "a\\b"),
+            ("1A", "x"),
+        ]:
+            with self.assertRaises(AmiEncodingError, msg=repr(variable)):
+                encode_action("Originate", "id-1", variables=[variable])
+        with self.assertRaises(AmiEncodingError):
+            encode_action("Ping", "id-1", [("X", "1")] * 127)
+        with self.assertRaises(AmiEncodingError):
+            encode_message([])
+
+    def test_line_limit_boundary(self) -> None:
+        """A 1023-byte line passes, a 1024-byte line is refused."""
+        value = "x" * (1023 - len("Data: \r\n"))
+        self.assertIn(value.encode(), encode_action("Ping", "i", [("Data", value)]))
+        with self.assertRaises(AmiEncodingError):
+            encode_action("Ping", "i", [("Data", value + "x")])
+
+
+NAMES = st.from_regex(re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,20}"), fullmatch=True)
+VALUES = st.text(
+    st.characters(blacklist_characters="\r\n\x00", blacklist_categories=["Cs"]),
+    max_size=40,
+).filter(lambda v: not v or (not v[0].isspace() and ord(v[0]) >= 33))
+HEADERS = st.lists(st.tuples(NAMES, VALUES), min_size=1, max_size=15)
+UNSAFE = st.sampled_from(["\r", "\n", "\x00", "\r\n"])
+
+
+class PropertyTests(SynchronousTestCase):
+    @given(HEADERS)
+    def test_round_trip(self, headers: list[tuple[str, str]]) -> None:
+        """parse(encode(m)) == m, whole and byte by byte."""
+        data = encode_message(headers)
+        (message,) = AmiParser(expect_banner=False).feed(data)
+        self.assertEqual(message, Message(tuple(headers)))
+        parser = AmiParser(expect_banner=False)
+        self.assertEqual(
+            [m for i in range(len(data)) for m in parser.feed(data[i : i + 1])],
+            [message],
+        )
+
+    @given(HEADERS, st.data())
+    def test_crlf_nul_anywhere_refused(
+        self, headers: list[tuple[str, str]], data: st.DataObject
+    ) -> None:
+        """A CR, LF or NUL in any name or value is refused by both encoders."""
+        index = data.draw(st.integers(0, len(headers) - 1))
+        in_name = data.draw(st.booleans())
+        bad = data.draw(UNSAFE)
+        name, value = headers[index]
+        position = data.draw(st.integers(0, len(name if in_name else value)))
+        if in_name:
+            name = name[:position] + bad + name[position:]
+        else:
+            value = value[:position] + bad + value[position:]
+        headers[index] = (name, value)
+        with self.assertRaises(AmiEncodingError):
+            encode_message(headers)
+        with self.assertRaises(AmiEncodingError):
+            encode_action("Ping", "id-1", headers)
+
+    @given(st.text(max_size=30))
+    def test_variable_alphabet(self, value: str) -> None:
+        """Variable values outside [A-Za-z0-9_.:+-] are refused, others pass."""
+        if re.fullmatch(r"[A-Za-z0-9_.:+-]*", value):
+            data = encode_action("Originate", "id-1", variables=[("V", value)])
+            self.assertIn(f"Variable: V={value}\r\n".encode(), data)
+        else:
+            with self.assertRaises(AmiEncodingError):
+                encode_action("Originate", "id-1", variables=[("V", value)])
