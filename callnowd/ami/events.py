@@ -1,0 +1,87 @@
+"""Event subscriptions of the AMI client: by name or for all events, isolated handlers.
+
+This module owns who is told about which AMI event. It outlives connections,
+so subscriptions survive reconnects, and it tells the parser which event names
+nobody needs, so those are dropped before they are split into headers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from callnowd.ami.codec import Message
+from callnowd.background import run_in_background
+
+EventHandler = Callable[[Message], object]
+
+#: Events the client itself needs even without a subscriber.
+ALWAYS_WANTED = frozenset({b"originateresponse", b"shutdown"})
+
+
+def call_isolated(
+    log: Logger, what: str, handler: Callable[..., object], *args: object
+) -> None:
+    """Call ``handler``; an exception or a failed coroutine/Deferred is only logged.
+
+    Args:
+        log: where failures go (error level).
+        what: a short description for the log line.
+        handler: the callable.
+        *args: its arguments.
+    """
+    try:
+        result = handler(*args)
+    except Exception:
+        log.failure("AMI {what} failed", what=what)
+        return
+    if inspect.iscoroutine(result):
+        run_in_background(log, f"AMI {what}", result)
+    elif isinstance(result, Deferred):
+        result.addErrback(lambda f: log.failure("AMI {what} failed", f, what=what))
+
+
+class EventSubscriptions:
+    """Handlers by event name (case-insensitive) plus handlers for every event."""
+
+    log = Logger()
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, list[EventHandler]] = {}
+        self._all: list[EventHandler] = []
+        self._wanted: set[bytes] = set(ALWAYS_WANTED)
+
+    def subscribe(self, event: str | None, handler: EventHandler) -> Callable[[], None]:
+        """Call ``handler`` for each event named ``event`` (None: every event).
+
+        Returns:
+            A function that removes the subscription.
+        """
+        if event is None:
+            handlers = self._all
+        else:
+            handlers = self._by_name.setdefault(event.lower(), [])
+            self._wanted.add(event.lower().encode())
+        handlers.append(handler)
+
+        def unsubscribe() -> None:
+            if handler in handlers:
+                handlers.remove(handler)
+
+        return unsubscribe
+
+    def wants(self, name: bytes) -> bool:
+        """Whether events of this name have a subscriber (or are always needed)."""
+        return bool(self._all) or name.lower() in self._wanted
+
+    def dispatch(self, message: Message) -> None:
+        """Give ``message`` to its name's handlers, then to the all-events handlers."""
+        named = self._by_name.get((message.event or "").lower())
+        if named:
+            for handler in tuple(named):
+                call_isolated(self.log, "event handler", handler, message)
+        for handler in tuple(self._all):
+            call_isolated(self.log, "event handler", handler, message)
