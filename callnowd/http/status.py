@@ -10,22 +10,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from callnowd.calls.states import FINAL
 from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
 from callnowd.validation import mask_phone
-
-FINAL_STATES = frozenset(
-    {
-        RequestState.REJECTED,
-        RequestState.OWNER_DECLINED,
-        RequestState.OWNER_NO_ANSWER,
-        RequestState.OWNER_BUSY,
-        RequestState.FAILED,
-        RequestState.VISITOR_NO_ANSWER,
-        RequestState.VISITOR_BUSY,
-        RequestState.COMPLETED,
-        RequestState.CANCELLED,
-    }
-)
 
 _TEXT: dict[RequestState, str] = {
     RequestState.RECEIVED: "Your request has been received. {owner} will be called shortly.",
@@ -57,7 +44,7 @@ def status_json(
     """The JSON document of the status URL."""
     document: dict[str, Any] = {
         "state": request.state.value,
-        "final": request.state in FINAL_STATES,
+        "final": request.state in FINAL,
         "message": describe(request.state, owner),
         "phone": mask_phone(request.phone),
         "created_at": _iso(request.created_at),
@@ -84,7 +71,7 @@ def status_page_context(
     del extension  # reserved for the owner's hours (shown when he allows it)
     return {
         "state": request.state.value,
-        "final": request.state in FINAL_STATES,
+        "final": request.state in FINAL,
         "headline": describe(request.state, owner),
         "phone": mask_phone(request.phone),
         "events": [
