@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocol
@@ -13,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from callnowd.ami.agi import AgiEnvironment, AgiResult, AgiServerParser, encode_command
 from callnowd.ami.codec import AmiParser, Message, encode_action
+from callnowd.ami.sim_ami import AmiServerProtocol
 from callnowd.ami.sim_config import (
     AmiUser,
     OwnerScript,
@@ -20,7 +22,7 @@ from callnowd.ami.sim_config import (
     VisitorScript,
 )
 from callnowd.ami.sim_dialplan import parse_callerid, parse_dial_data, separate_args
-from callnowd.ami.simulator import AsteriskSimulator
+from callnowd.ami.simulator import AsteriskSimulator, SimulatorService
 
 ALL = frozenset({"all"})
 DAEMON = AmiUser(
@@ -541,3 +543,17 @@ class DialplanParserTests(SynchronousTestCase):
         self.assertEqual(settings.visitor_for("+441611234567"), silent)
         self.assertEqual(settings.visitor_for("+15551234567"), busy)
         self.assertEqual(settings.visitor_for("+33123"), settings.default_visitor)
+
+
+class SimulatorServiceTests(SynchronousTestCase):
+    def test_listens_and_stops(self) -> None:
+        """The service listens on its endpoint string and stops without leftovers."""
+        clock = MemoryReactorClock()
+        service = SimulatorService(clock, SETTINGS, "tcp:0:interface=127.0.0.1")
+        service.startService()
+        [(port, factory, _, interface)] = clock.tcpServers
+        self.assertEqual((port, interface), (0, "127.0.0.1"))
+        address = IPv4Address("TCP", "127.0.0.1", 40000)
+        self.assertIsInstance(factory.buildProtocol(address), AmiServerProtocol)
+        self.successResultOf(service.stopService())
+        self.assertEqual(clock.getDelayedCalls(), [])
