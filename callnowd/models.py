@@ -111,6 +111,9 @@ class CallRequest:
     updated_at: float
     reason: str | None = None
     dedupe_key: str | None = None
+    decision: str | None = None
+    decided_by: str | None = None
+    channel_id: str | None = None
 
 
 @attrs.frozen

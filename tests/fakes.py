@@ -95,6 +95,8 @@ class MemoryStore:
         request_id: str,
         expected: tuple[RequestState, ...],
         event: RequestEvent,
+        *,
+        channel_id: str | None = None,
     ) -> CallRequest:
         current = self.requests.get(request_id)
         if current is None:
@@ -102,7 +104,11 @@ class MemoryStore:
         if current.state not in expected:
             raise StaleState(request_id, expected, current.state)
         updated = attrs.evolve(
-            current, state=event.state, reason=event.reason, updated_at=event.at
+            current,
+            state=event.state,
+            reason=event.reason,
+            updated_at=event.at,
+            channel_id=channel_id or current.channel_id,
         )
         self.requests[request_id] = updated
         self.events.append(event)

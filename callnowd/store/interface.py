@@ -115,10 +115,13 @@ class Store(Protocol):
         request_id: str,
         expected: tuple[RequestState, ...],
         event: RequestEvent,
+        *,
+        channel_id: str | None = None,
     ) -> CallRequest:
         """Move a request to ``event.state`` if it is in one of ``expected``.
 
-        The state change and its audit event are written in one transaction.
+        The state change and its audit event are written in one transaction; a
+        ``channel_id`` given is recorded on the request (the PBX channel it dials).
 
         Raises:
             UnknownRequest: no such request.

@@ -148,6 +148,9 @@ def request_values(request: CallRequest) -> tuple[Any, ...]:
         request.created_at,
         request.updated_at,
         request.dedupe_key,
+        request.decision,
+        request.decided_by,
+        request.channel_id,
     )
 
 
@@ -166,6 +169,9 @@ def decode_request(row: Row) -> CallRequest:
         created_at=row[9],
         updated_at=row[10],
         dedupe_key=row[11],
+        decision=row[12],
+        decided_by=row[13],
+        channel_id=row[14],
     )
 
 

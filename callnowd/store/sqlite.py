@@ -274,6 +274,8 @@ class SqliteStore:
         request_id: str,
         expected: tuple[RequestState, ...],
         event: RequestEvent,
+        *,
+        channel_id: str | None = None,
     ) -> CallRequest:
         """See :meth:`callnowd.store.interface.Store.transition`.
 
@@ -296,11 +298,15 @@ class SqliteStore:
                 raise StaleState(request_id, expected, current.state)
             cursor.execute(
                 sql.UPDATE_REQUEST_STATE,
-                (event.state.value, event.reason, event.at, request_id),
+                (event.state.value, event.reason, event.at, channel_id, request_id),
             )
             cursor.execute(sql.INSERT_EVENT, rows.event_values(event))
             return attrs.evolve(
-                current, state=event.state, reason=event.reason, updated_at=event.at
+                current,
+                state=event.state,
+                reason=event.reason,
+                updated_at=event.at,
+                channel_id=channel_id or current.channel_id,
             )
 
         return await self._run(work, write=True)

@@ -40,15 +40,17 @@ DELETE_EXTENSION = "DELETE FROM extensions WHERE number = ?"
 
 SELECT_REQUEST = (
     "SELECT id, token, extension, callnow_id, phone, name, state, reason, source,"
-    " created_at, updated_at, dedupe_key FROM call_requests"
+    " created_at, updated_at, dedupe_key, decision, decided_by, channel_id"
+    " FROM call_requests"
 )
 INSERT_REQUEST = (
     "INSERT INTO call_requests (id, token, extension, callnow_id, phone, name, state,"
-    " reason, source, created_at, updated_at, dedupe_key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " reason, source, created_at, updated_at, dedupe_key, decision, decided_by,"
+    " channel_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 UPDATE_REQUEST_STATE = (
-    "UPDATE call_requests SET state = ?, reason = ?, updated_at = ? WHERE id = ?"
+    "UPDATE call_requests SET state = ?, reason = ?, updated_at = ?,"
+    " channel_id = COALESCE(?, channel_id) WHERE id = ?"
 )
 # Newest first; rowid breaks ties between requests created at the same instant.
 NEWEST_FIRST = " ORDER BY created_at DESC, rowid DESC"

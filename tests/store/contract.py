@@ -263,6 +263,21 @@ class StoreContract(ABC, _Base):
             await store.request_events("r1"), [first_event(request), event]
         )
 
+    async def test_decision_and_channel_id(self) -> None:
+        """The decision is stored with the request; a transition records a channel."""
+        request = attrs.evolve(make_request(), decision="confirm", decided_by="rule-3")
+        store = await self._store_with_request(request)
+        self.assertEqual(await store.get_request("r1"), request)
+        event = RequestEvent("r1", 1001.0, S.RINGING_OWNER)
+        moved = await store.transition(
+            "r1", (S.RECEIVED,), event, channel_id="callnow-a1-r1"
+        )
+        self.assertEqual(moved.channel_id, "callnow-a1-r1")
+        later = RequestEvent("r1", 1002.0, S.CALLING_VISITOR)
+        moved = await store.transition("r1", (S.RINGING_OWNER,), later)
+        self.assertEqual(moved.channel_id, "callnow-a1-r1")
+        self.assertEqual(await store.get_request("r1"), moved)
+
     async def test_transition_from_unexpected_state_is_stale(self) -> None:
         """A transition from a state not expected raises StaleState; writes nothing."""
         request = make_request()
