@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from typing_extensions import override
 
+from callnowd.ami.client import AmiClient, AmiSettings
 from callnowd.ami.codec import AmiParser, Message, encode_action
 from callnowd.ami.fastagi import AgiSession, FastAgiFactory
 from callnowd.ami.sim_config import (
@@ -360,3 +361,72 @@ class AsteriskSimulatorTests(TestCase):
         again.send("Login", "l2", ("Username", USER.username), ("Secret", USER.secret))
         reply = await again.wait_for(lambda m: m.action_id == "l2")
         self.assertEqual(reply["Message"], "Authentication accepted")
+
+
+class AmiClientAgainstSimulatorTests(TestCase):
+    """callnowd's own AmiClient (reconnecting service) against the simulator."""
+
+    async def run_call(
+        self, channel: str, visitor: str = "5555555555"
+    ) -> tuple[Any, list[Message], AgiLog]:
+        harness = SimulatorHarness(self, visitor=visitor)
+        await harness.start()
+        client = AmiClient(
+            reactor,
+            TCP4ClientEndpoint(reactor, "127.0.0.1", harness.port),
+            AmiSettings(
+                username=USER.username, secret=USER.secret, events="call,system,cdr"
+            ),
+            jitter=lambda: 0.0,
+        )
+        seen: list[Message] = []
+        ended: Deferred[None] = Deferred()
+
+        def collect(message: Message) -> None:
+            seen.append(message)
+            name = message.get("Channel") or ""
+            if (
+                message.event == "Hangup"
+                and name.startswith(channel + "-")
+                and name.endswith(";1")
+            ):
+                ended.callback(None)
+
+        client.subscribe(None, collect)
+        client.startService()
+        self.addCleanup(client.stopService)
+        await client.wait_connected(5)
+        handle = client.originate(
+            channel=channel,
+            context="callnow-owner",
+            exten="s",
+            priority=1,
+            timeout_ms=1500,
+            caller_id='"CallNow Mary" <5555555555>',
+            variables=[("CALLNOW_REQUEST", "abc123")],
+            channel_id=f"{client.instance_id}-c1",
+        )
+        await handle.queued
+        result = await handle.result
+        await ended.addTimeout(10, reactor)
+        return result, seen, harness.agi_log
+
+    async def test_accept(self) -> None:
+        """Answered, Mary dialled with the external caller id, DIALSTATUS ANSWER."""
+        result, seen, log = await self.run_call("Local/001002@phones")
+        self.assertEqual(result.outcome, "answered")
+        self.assertTrue(result.uniqueid.endswith("-c1"))
+        self.assertEqual((log.digit, log.dialstatus), ("1", "ANSWER"))
+        begins = [m for m in seen if m.event == "DialBegin"]
+        self.assertEqual(begins[-1]["CallerIDNum"], "5555550000")
+
+    async def test_busy_no_answer_nonexistent(self) -> None:
+        """Busy, no answer and nonexistent owners give the observed outcomes."""
+        expected = {
+            "Local/001005@phones": "busy",
+            "Local/001004@phones": "no_answer",
+            "Local/009999@phones": "failed",
+        }
+        for channel, outcome in expected.items():
+            result, _, _ = await self.run_call(channel)
+            self.assertEqual(result.outcome, outcome, channel)
