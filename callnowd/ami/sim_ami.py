@@ -222,6 +222,4 @@ class AmiServerProtocol(Protocol):
                     ("Status", "Fully Booted"),
                 ]
             )
-        self.simulator.successful_auth(
-            self, using_password=message.get("AuthType") is None
-        )
+        self.simulator.successful_auth(self, using_password=False)

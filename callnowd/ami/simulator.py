@@ -200,6 +200,7 @@ class AsteriskSimulator:
                 ("SessionID", f"0x{id(session):x}"),
                 ("LocalAddress", local),
                 ("RemoteAddress", remote),
+                # A plain Secret login shows 0 in the s1 transcript.
                 ("UsingPassword", "1" if using_password else "0"),
                 ("SessionTV", stamp),
             ],
