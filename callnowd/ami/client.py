@@ -421,13 +421,14 @@ class AmiClient(Service):
             else None
         )
 
-    def wants_event(self, name: bytes) -> bool:
-        """Whether any subscriber (or the client itself) needs events of this name."""
-        return self._subscriptions.wants(name)
+    def event_filter(self) -> Callable[[bytes], bool] | None:
+        """Return the parser's ``skip_events`` for the current subscriptions."""
+        return self._subscriptions.skip_filter()
 
-    def event_received(self, protocol: AmiProtocol, message: Message) -> None:
+    def event_received(
+        self, protocol: AmiProtocol, message: Message, name: str
+    ) -> None:
         """Route one event: originate results by ActionID, then subscribers."""
-        name = message.event or ""
         if name == "OriginateResponse" or name == "UserEvent":
             action_id = message.action_id
             if action_id is not None and not action_id.startswith(
@@ -443,4 +444,4 @@ class AmiClient(Service):
                 entry = self._originates.pop(action_id or "", None)
                 if entry is not None:
                     entry[1].callback(OriginateResult.from_event(message))
-        self._subscriptions.dispatch(message)
+        self._subscriptions.dispatch(message, name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
+from operator import itemgetter
 
 import attrs
 
@@ -52,6 +54,9 @@ MAX_ACTION_HEADERS = 128
 # One header line: name up to the first ':', value with leading blanks skipped.
 _HEADER_LINE = re.compile(r"^([^:\n]*):[ \t]*(.*)$", re.MULTILINE)
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
+_NAME = itemgetter(0)
+_SEPARATOR = itemgetter(1)
+_NAME_VALUE = itemgetter(0, 2)
 
 
 @attrs.frozen
@@ -190,7 +195,8 @@ class AmiParser:
         # of a message takes at least two bytes).
         self._small = min(max_line, max_message)
         self._small_tail = min(max_line, max_message, 2 * max_headers)
-        self._skip = skip_events
+        #: May be replaced between feeds (None: keep every event).
+        self.skip_events = skip_events
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> list[Message]:
@@ -262,29 +268,50 @@ class AmiParser:
             ):
                 raise AmiProtocolError(f"line longer than {self._max_line} bytes")
 
-    def _drop_skipped(self, block: bytes, skip: Callable[[bytes], bool]) -> bytes:
-        kept: list[bytes] = []
-        append = kept.append
-        for raw in block.split(b"\n\n"):
-            if raw.startswith(b"Event:"):
-                newline = raw.find(b"\n")
-                if skip((raw[6:newline] if newline >= 0 else raw[6:]).strip()):
-                    continue
-            append(raw)
-        return b"\n\n".join(kept)
+    @staticmethod
+    def _drop_skipped(block: bytes, skip: Callable[[bytes], bool]) -> bytes:
+        # Works on the raw block, before any normalisation or decoding, so a
+        # dropped event costs a split and a name lookup only.
+        separator = b"\r\n\r\n"
+        if b"\n\n" in block or not block.endswith(separator):
+            block = block.replace(b"\r\n", b"\n")
+            separator = b"\n\n"
+        line_end = separator[: len(separator) // 2]
+        kept = [
+            raw
+            for raw in block.split(separator)
+            if raw[:6] != b"Event:" or not skip(raw.partition(line_end)[0][6:].strip())
+        ]
+        return separator.join(kept)
 
     def _parse_block(self, block: bytes) -> list[Message]:
-        # Split lines once for the whole block: every per-line step below runs
-        # inside a comprehension or a C method, which is what keeps this within
-        # a small factor of plain line splitting.
+        # Lines are split once for the whole block and every per-line step runs
+        # in C (map, str methods); that is what keeps full parsing within a small
+        # factor of plain line splitting.
+        if self.skip_events is not None:
+            block = self._drop_skipped(block, self.skip_events)
         if b"\r" in block:
             block = block.replace(b"\r\n", b"\n")
         if len(block) > self._small:
             self._check_sizes(block)
-        if self._skip is not None:
-            block = self._drop_skipped(block, self._skip)
-        lines = block.decode("utf-8", "replace").split("\n")
-        parts = [line.partition(":") for line in lines]
+        text = block.decode("utf-8", "replace")
+        lines = text.split("\n")
+        parts = list(map(str.partition, lines, repeat(": ", len(lines))))
+        # Splitting at ": " equals splitting at the first ":" and skipping
+        # blanks when every non-empty line has ": ", no name holds a ":" and
+        # no value starts with a blank (what Asterisk writes). Otherwise the
+        # whole block takes the general path.
+        exact = (
+            ":  " not in text
+            and ": \t" not in text
+            and list(map(_SEPARATOR, parts)).count("") == lines.count("")
+            and ":" not in "\n".join(map(_NAME, parts))
+        )
+        if not exact:
+            parts = [
+                (name, colon, value.lstrip(" \t"))
+                for name, colon, value in map(str.partition, lines, repeat(":"))
+            ]
         max_headers = self._max_headers
         messages: list[Message] = []
         append = messages.append
@@ -300,13 +327,14 @@ class AmiParser:
                     raise AmiProtocolError(
                         f"more than {max_headers} lines in a message"
                     )
-                headers = tuple(
-                    [(k, v.lstrip(" \t")) for k, colon, v in parts[start:end] if colon]
-                )
-                if len(headers) == end - start:
-                    append(Message(headers))
+                if exact:
+                    append(Message(tuple(map(_NAME_VALUE, parts[start:end]))))
                 else:
-                    append(_with_unparsed(headers, lines[start:end]))
+                    headers = tuple([(k, v) for k, c, v in parts[start:end] if c])
+                    if len(headers) == end - start:
+                        append(Message(headers))
+                    else:
+                        append(_with_unparsed(headers, lines[start:end]))
             start = end + 1
         return messages
 

@@ -44,10 +44,11 @@ def call_isolated(
         result.addErrback(lambda f: log.failure("AMI {what} failed", f, what=what))
 
 
+_log = Logger(namespace="callnowd.ami.events")
+
+
 class EventSubscriptions:
     """Handlers by event name (case-insensitive) plus handlers for every event."""
-
-    log = Logger()
 
     def __init__(self) -> None:
         self._by_name: dict[str, list[EventHandler]] = {}
@@ -73,15 +74,26 @@ class EventSubscriptions:
 
         return unsubscribe
 
+    def skip_filter(self) -> Callable[[bytes], bool] | None:
+        """Return ``skip(name) -> bool`` for unwanted event names; None keeps all.
+
+        The parser calls it once per event, so it is one small closure over
+        the (live) set of wanted lower-case names.
+        """
+        if self._all:
+            return None
+        wanted = self._wanted
+        return lambda name: name.lower() not in wanted
+
     def wants(self, name: bytes) -> bool:
         """Whether events of this name have a subscriber (or are always needed)."""
         return bool(self._all) or name.lower() in self._wanted
 
-    def dispatch(self, message: Message) -> None:
-        """Give ``message`` to its name's handlers, then to the all-events handlers."""
-        named = self._by_name.get((message.event or "").lower())
+    def dispatch(self, message: Message, name: str) -> None:
+        """Give ``message`` (event ``name``) to that name's handlers, then to the rest."""
+        named = self._by_name.get(name.lower())
         if named:
             for handler in tuple(named):
-                call_isolated(self.log, "event handler", handler, message)
+                call_isolated(_log, "event handler", handler, message)
         for handler in tuple(self._all):
-            call_isolated(self.log, "event handler", handler, message)
+            call_isolated(_log, "event handler", handler, message)

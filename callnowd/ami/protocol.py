@@ -82,11 +82,13 @@ class _Pending:
 class SessionOwner(TypingProtocol):
     """What an :class:`AmiProtocol` reports to the long-lived client."""
 
-    def event_received(self, protocol: AmiProtocol, message: Message) -> None:
-        """An event that is not a list item of a pending list action arrived."""
+    def event_received(
+        self, protocol: AmiProtocol, message: Message, name: str
+    ) -> None:
+        """An event (named ``name``) that is not a list item of a pending list action arrived."""
 
-    def wants_event(self, name: bytes) -> bool:
-        """Whether an event of this name is needed (False lets the parser drop it)."""
+    def event_filter(self) -> Callable[[bytes], bool] | None:
+        """Return ``skip(name) -> bool`` for events nobody needs; None keeps all."""
 
     def session_lost(self, protocol: AmiProtocol, reason: Failure) -> None:
         """The connection ended (after or before login)."""
@@ -113,7 +115,7 @@ class AmiProtocol(Protocol):
         self._pending: dict[str, _Pending] = {}
         self._lists: dict[str, _Pending] = {}
         self._collectors = 0
-        self._parser = AmiParser(skip_events=self._skip_event)
+        self._parser = AmiParser()
         self._banner: Deferred[str] = Deferred()
         self._pinger: LoopingCall | None = None
         self._ping_in_flight = False
@@ -124,8 +126,12 @@ class AmiProtocol(Protocol):
 
     @override
     def dataReceived(self, data: bytes) -> None:
+        parser = self._parser
+        # Dropping by name only pays when some names are unwanted, and never
+        # while a list action may still deliver items of any name.
+        parser.skip_events = None if self._collectors else self._owner.event_filter()
         try:
-            messages = self._parser.feed(data)
+            messages = parser.feed(data)
             if not self._banner.called and self._parser.banner is not None:
                 self._check_banner(self._parser.banner)
         except AmiProtocolError as e:
@@ -170,20 +176,16 @@ class AmiProtocol(Protocol):
             raise AmiBannerError(f"unexpected banner {banner[:80]!r}")
         self._banner.callback(banner)
 
-    def _skip_event(self, name: bytes) -> bool:
-        # While a list action is outstanding its items (any name) must be kept;
-        # the parser decides before the ack that opens the list is dispatched.
-        return not self._collectors and not self._owner.wants_event(name)
-
     def _dispatch(self, message: Message) -> None:
         # Classify by Event first: OriginateResponse also carries Response.
-        if message.event is not None:
+        name = message.event
+        if name is not None:
             if self._lists:
                 entry = self._lists.get(message.action_id or "")
                 if entry is not None:
                     self._collect(entry, message)
                     return
-            self._owner.event_received(self, message)
+            self._owner.event_received(self, message, name)
             return
         if message.response is None:
             self.log.warn(

@@ -122,6 +122,8 @@ class TranscriptTests(SynchronousTestCase):
         )
         self.assertEqual(len(names), 109)
         self.assertIn(b"VarSet", names)
+        bare_lf = AmiParser(skip_events=skip).feed(S1.replace(b"\r\n", b"\n"))
+        self.assertEqual(bare_lf, messages)
 
 
 def wire(*lines: bytes) -> bytes:
