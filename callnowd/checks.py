@@ -14,6 +14,7 @@ import phonenumbers
 from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactor
 
+from callnowd.ami.sim_config import OwnerScript, VisitorScript
 from callnowd.store.open import parse_store_url
 
 _INSTANCE_RE = re.compile(r"[a-z0-9]{0,12}")
@@ -69,6 +70,72 @@ def http_url(value: str) -> None:
 def store_url(value: str) -> None:
     """``sqlite:<path>`` or ``postgresql://...``."""
     parse_store_url(value)
+
+
+_AMI_WORD = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_SOUND = re.compile(r"[A-Za-z0-9_./-]{1,128}")
+_TRUNK_SAFE = re.compile(r"[A-Za-z0-9_./@:+{}-]{3,120}")
+
+
+def ami_word(value: str) -> None:
+    """A username, context or extension: letters, digits and ``_.@-``."""
+    if not _AMI_WORD.fullmatch(value):
+        raise ValueError(f"must be 1-64 letters, digits or _.@- , not {value!r}")
+
+
+def sound(value: str) -> None:
+    """A sound file name without extension, e.g. ``callnow/incoming``."""
+    if not _SOUND.fullmatch(value) or ".." in value:
+        raise ValueError(f"must be a sound name like callnow/incoming, not {value!r}")
+
+
+def agi_url(value: str) -> None:
+    """Empty (derived from agi_listen) or ``agi://host[:port]`` without a path."""
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme != "agi" or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"must look like agi://127.0.0.1:4573, not {value!r}")
+
+
+def trunk(value: str) -> None:
+    """A Dial target template with ``{e164}`` or ``{digits}``, e.g. ``PJSIP/{e164}@trunk``.
+
+    Commas, ``&`` and ``|`` would add Dial options or targets, so they are refused.
+    """
+    if not _TRUNK_SAFE.fullmatch(value) or "/" not in value:
+        raise ValueError(
+            f"must be like PJSIP/{{e164}}@trunk (no commas, & or spaces), not {value!r}"
+        )
+    try:
+        rendered = value.format(e164="+1", digits="1")
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"may only use {{e164}} and {{digits}}: {e}") from None
+    if rendered == value:
+        raise ValueError("must contain {e164} or {digits}")
+
+
+def owner_scripts(value: dict[str, str]) -> None:
+    """Simulator owner scripts: dial string = "answer digit=1 digit_delay=1.5"."""
+    for dial, script in value.items():
+        try:
+            OwnerScript.parse(script)
+        except ValueError as e:
+            raise ValueError(f"{dial!r}: {e}") from None
+
+
+def visitor_scripts(value: dict[str, str]) -> None:
+    """Simulator visitor scripts: number or prefix* = "answer talk_seconds=5"."""
+    for number, script in value.items():
+        try:
+            visitor_script(script)
+        except ValueError as e:
+            raise ValueError(f"{number!r}: {e}") from None
+
+
+def visitor_script(value: str) -> None:
+    """One simulator visitor script, e.g. ``busy`` or ``answer talk_seconds=5``."""
+    VisitorScript.parse(value)
 
 
 def region(value: str) -> None:

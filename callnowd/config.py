@@ -80,6 +80,57 @@ class PublicConfig:
 
 
 @attrs.frozen
+class AsteriskConfig:
+    """How callnowd reaches Asterisk (AMI) and how Asterisk reaches it (FastAGI)."""
+
+    mode: Literal["simulator", "ami"] = "simulator"
+    ami_endpoint: str = _field("tcp:host=127.0.0.1:port=5038", checks.client_endpoint)
+    username: str = _field("callnowd", checks.ami_word)
+    secret: str = attrs.field(default="", repr=False)
+    auth: Literal["md5", "plain"] = "md5"
+    action_timeout: float = _field(10.0, checks.positive)
+    ping_interval: float = _field(20.0, checks.positive)
+    agi_listen: str = _field("tcp:4573:interface=127.0.0.1", checks.server_endpoint)
+    agi_url: str = _field("", checks.agi_url)
+    agi_allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
+    owner_context: str = _field("callnow-owner", checks.ami_word)
+    owner_exten: str = _field("s", checks.ami_word)
+    owner_priority: int = _field(1, checks.positive)
+    originate_application: bool = False
+    ring_timeout: int = _field(30, checks.positive)
+    user_event_visitor: bool = False
+
+
+@attrs.frozen
+class CallsConfig:
+    """Calling the visitor back, and the owner's prompts."""
+
+    trunk: str = _field("PJSIP/{e164}@trunk", checks.trunk)
+    visitor_ring_timeout: int = _field(30, checks.positive)
+    max_call_seconds: int = _field(1800, checks.positive)
+    connect_wait: float = _field(10.0, checks.positive)
+    max_in_flight: int = _field(50, checks.positive)
+    max_in_flight_per_extension: int = _field(2, checks.positive)
+    prompt_incoming: str = _field("callnow/incoming", checks.sound)
+    prompt_choice: str = _field("callnow/choice", checks.sound)
+    prompt_declined: str = _field("callnow/declined", checks.sound)
+    digit_timeout: int = _field(5, checks.positive)
+
+
+@attrs.frozen
+class SimulatorConfig:
+    """The built-in Asterisk simulator (``asterisk.mode = "simulator"``)."""
+
+    ami_listen: str = _field("tcp:0:interface=127.0.0.1", checks.server_endpoint)
+    owners: dict[str, str] = _field(
+        attrs.Factory(lambda: {"SIM/demo": "answer digit=1 digit_delay=1.5"}),
+        checks.owner_scripts,
+    )
+    visitors: dict[str, str] = _field(attrs.Factory(dict), checks.visitor_scripts)
+    default_visitor: str = _field("answer talk_seconds=4", checks.visitor_script)
+
+
+@attrs.frozen
 class Config:
     """The whole daemon configuration."""
 
@@ -89,6 +140,9 @@ class Config:
     store: StoreConfig = StoreConfig()
     phone: PhoneConfig = PhoneConfig()
     public: PublicConfig = PublicConfig()
+    asterisk: AsteriskConfig = AsteriskConfig()
+    calls: CallsConfig = CallsConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
 
 
 T = TypeVar("T")
@@ -125,6 +179,10 @@ def load_config(path: Path) -> Config:
             "http.test_hooks",
             "can only be on when http.listen is bound to the loopback interface"
             " (interface=127.0.0.1 or interface=::1)",
+        )
+    if config.asterisk.mode == "ami" and not config.asterisk.secret:
+        raise ConfigError(
+            path, "asterisk.secret", 'is required when asterisk.mode = "ami"'
         )
     return attrs.evolve(config, path=path)
 
@@ -182,6 +240,15 @@ def _convert(hint: Any, value: Any, path: Path, key: str) -> Any:
             choices = ", ".join(repr(a) for a in allowed)
             raise ConfigError(path, key, f"must be one of {choices}, not {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, key, f"must be a table, not {_kind(value)}")
+        for name, item in value.items():
+            if not isinstance(item, str):
+                raise ConfigError(
+                    path, f"{key}.{name}", f"must be a string, not {_kind(item)}"
+                )
+        return dict(value)
     if origin is tuple:
         (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
         if not isinstance(value, list):

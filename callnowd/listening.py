@@ -50,11 +50,19 @@ class ListeningService(Service):
             self.listening.callback(port)
             return port
 
+        failures: list[Failure] = []
+
         def failed(failure: Failure) -> None:
             self.log.failure("{what} cannot listen", failure, what=self.what)
+            failures.append(failure)
             self.listening.errback(failure)
 
         d.addCallbacks(listening, failed)
+        if failures:
+            # TCP and UNIX endpoints bind synchronously: a port in use ends the
+            # daemon here, before the reactor runs, instead of leaving it half up.
+            self.listening.addErrback(lambda _: None)
+            failures[0].raiseException()
 
     @override
     def startService(self) -> None:

@@ -17,6 +17,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from typing_extensions import override
 
+from callnowd.background import run_in_background
 from callnowd.config import Config
 from callnowd.http.captcha import CaptchaChallenges
 from callnowd.http.csrf import CsrfTokens
@@ -24,6 +25,7 @@ from callnowd.http.public import PublicPages, PublicSettings
 from callnowd.http.render import Templates
 from callnowd.http.site import CallNowSite
 from callnowd.listening import ListeningService
+from callnowd.pbx_services import PbxParts, build_pbx
 from callnowd.secrets_file import load_or_create_secret
 from callnowd.store.interface import Store
 from callnowd.store.open import open_store
@@ -45,6 +47,8 @@ class StoreService(Service):
 
 class CallNowService(MultiService):
     """The daemon: its children, plus handles the tests and the CLI use."""
+
+    pbx: PbxParts
 
     def __init__(self, store: Store, pages: PublicPages) -> None:
         super().__init__()
@@ -89,6 +93,19 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
     )
     root = CallNowService(store, pages)
     StoreService(store).setServiceParent(root)
+    parts = build_pbx(config, reactor, store, root)
+    root.pbx = parts
+    pages.add_listener(
+        lambda request: run_in_background(log, "dispatch", parts.flow.dispatch(request))
+    )
+    pages.joiner = parts.flow.find_joinable
+    client = parts.client
+
+    async def ami_ready() -> None:
+        if not client.connected:
+            raise ConnectionError("no logged-in AMI session")
+
+    pages.add_readiness("ami", ami_ready)
     site = CallNowSite(
         pages.app.resource(), max_body=config.http.max_body_bytes, reactor=reactor
     )

@@ -106,6 +106,14 @@ class AsteriskSimulator:
         """The simulator settings."""
         return self._settings
 
+    def reconfigure(self, settings: SimulatorSettings) -> None:
+        """Use new settings from now on (calls in progress keep their scripts).
+
+        The daemon uses it to point the dialplan contexts at its FastAGI port once
+        that port is known (it may be chosen by the OS).
+        """
+        self._settings = settings
+
     @property
     def registry(self) -> ChannelRegistry:
         """Live channels and id allocation."""

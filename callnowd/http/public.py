@@ -39,6 +39,8 @@ JSON = b"application/json"
 
 Blocking = Callable[[Callable[[], bytes]], Deferred[bytes]]
 RequestListener = Callable[[CallRequest], object]
+# Finds an open request of the same visitor and extension, to join instead of dialling.
+Joiner = Callable[[str, str], Awaitable[CallRequest | None]]
 
 
 @attrs.frozen
@@ -79,10 +81,15 @@ class PublicPages:
     _blocking: Blocking
     _readiness: dict[str, Callable[[], Awaitable[None]]] = attrs.Factory(dict)
     _listeners: list[RequestListener] = attrs.Factory(list)
+    joiner: Joiner | None = None
 
     def add_listener(self, listener: RequestListener) -> None:
         """Call ``listener`` with every request created (the dispatcher hooks here)."""
         self._listeners.append(listener)
+
+    def add_readiness(self, name: str, check: Callable[[], Awaitable[None]]) -> None:
+        """Add a named check to ``/readyz``; it raises when not ready."""
+        self._readiness[name] = check
 
     # -- the form --------------------------------------------------------------
 
@@ -262,6 +269,15 @@ class PublicPages:
         name: str | None,
         source: RequestSource,
     ) -> CallRequest:
+        if self.joiner is not None:
+            joined = await self.joiner(extension.number, phone)
+            if joined is not None:
+                self.log.info(
+                    "Request for extension {extension} joins open request {request_id}",
+                    extension=extension.number,
+                    request_id=joined.id,
+                )
+                return joined
         now = self._clock.seconds()
         one_step = source is RequestSource.ONE_STEP
         request, event = new_request(

@@ -36,6 +36,8 @@ class Daemon:
             "[http]\n"
             'listen = "tcp:0:interface=127.0.0.1"\n'
             "test_hooks = true\n"
+            "[asterisk]\n"
+            'agi_listen = "tcp:0:interface=127.0.0.1"\n'
             "[store]\n"
             f'url = "sqlite:{workdir / "callnow.sqlite3"}"\n'
             "[public]\n"
