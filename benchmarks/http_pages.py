@@ -4,9 +4,10 @@ Variants, each measured right after its own baseline run, interleaved round by r
 
 * ``page``: ``GET /callnow/bench``, the public form (template render, CSRF cookie).
 * ``one_step``: ``GET /callnow/index.php?call=bench&myname=…&phone=…`` with a
-  different valid phone number (+1212555XXXX) and name per request, so the 10-minute
-  idempotency window never applies: every request validates the number, writes one
-  SQLite row plus one event, and answers 303.
+  different valid phone number (+1212XXXXXXX) per request, so neither the 10-minute
+  idempotency window nor joining an open request applies: every request validates
+  the number, writes one SQLite row plus one event, answers 303, and hands the new
+  request to the daemon's dispatcher (whatever the tree wires there).
 
 Run from the repository root: ``.venv/bin/python benchmarks/http_pages.py``
 (``--help`` for rounds and durations). Requires ``wrk`` and ``taskset``. The last
@@ -44,11 +45,17 @@ from benchmarks.common import (
 
 CALLNOW_ID = "bench"
 BASELINE = "A: bare twisted.web"
-ONE_STEP_NOTE = "one_step writes one SQLite row + one event per request"
+ONE_STEP_NOTE = (
+    "one_step writes one SQLite row + one event per request, then hands it to the"
+    " dispatcher (in-process call flow and simulator, if wired)"
+)
 
-# Each request gets the next number +1212555XXXX; after 10,000 the name changes, and
-# the name always carries the run's tag and wrk's thread number, so no two requests
-# of a whole benchmark share (phone, name) and none is deduplicated.
+# Every request carries a number no earlier request of the benchmark used, so
+# neither the one-step idempotency window nor joining an open request of the same
+# visitor applies: run k (its tag "w<k>") and wrk thread t (up to 8) use
+# n = k * 100000 + 8 * counter + (t - 1), and n picks +1 212 <200 + n / 10^4 mod 800>
+# <n mod 10^4>, all valid US numbers (80 runs before the exchanges wrap). The name
+# carries the run's tag too.
 ONE_STEP_LUA = """
 local next_thread = 0
 function setup(thread)
@@ -56,20 +63,21 @@ function setup(thread)
   thread:set("thread_number", next_thread)
 end
 
-local tag = "w"
+local tag = "w0"
+local run = 0
 local counter = 0
 function init(args)
   if args[1] then tag = args[1] end
+  run = tonumber(tag:match("%d+")) or 0
 end
 
 function request()
-  local n = counter
+  local n = run * 100000 + 8 * counter + ((thread_number or 1) - 1) % 8
   counter = counter + 1
-  local name = string.format("Bench %s t%d b%d", tag, thread_number or 0,
-                             math.floor(n / 10000))
+  local exchange = 200 + math.floor(n / 10000) % 800
   local path = string.format(
-    "/callnow/index.php?call=%s&myname=%s&phone=%%2B1212555%04d",
-    "{callnow_id}", name:gsub(" ", "%%20"), n % 10000)
+    "/callnow/index.php?call=%s&myname=Bench%%20%s&phone=%%2B1212%03d%04d",
+    "{callnow_id}", tag, exchange, n % 10000)
   return wrk.format("GET", path)
 end
 """
