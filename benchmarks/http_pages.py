@@ -266,7 +266,10 @@ def run(workdir: Path, settings: LoadSettings, rounds: int) -> int:
     try:
         baseline = start_baseline_web(cores, workdir)
         servers.append(baseline)
-        daemon = start_daemon(cores, workdir)
+        # FastAGI on port 0: the default fixed port would collide with other daemons.
+        daemon = start_daemon(
+            cores, workdir, '[asterisk]\nagi_listen = "tcp:0:interface=127.0.0.1"\n'
+        )
         servers.append(daemon)
         provision(workdir)
         a = Target("A", f"http://127.0.0.1:{baseline.port}/")
