@@ -49,6 +49,9 @@ class FlowSettings:
     max_in_flight: int = 50
     max_in_flight_per_extension: int = 2
     notify_visitor: bool = False
+    # A request stored but never dispatched (the daemon stopped first) is dispatched
+    # by the next reconciliation if younger than this, else failed.
+    received_max_age: float = 300.0
 
 
 class CallFlow:
@@ -77,22 +80,26 @@ class CallFlow:
         self._live: dict[str, str] = {}  # request id -> extension, on this daemon
         self._awaiting_originate: set[str] = set()
         self._agi_active: set[str] = set()
+        # (extension, visitor number) -> the open request a new one joins.
+        self._open: dict[tuple[str, str], str] = {}
         self.channel_prefix = f"callnow-{settings.instance_id}-"
 
     # -- entry points ----------------------------------------------------------------
 
     async def find_joinable(self, extension: str, phone: str) -> CallRequest | None:
-        """A request for the same visitor and extension still open, to join."""
-        states = (S.RECEIVED, *sorted(IN_FLIGHT))
-        for request in await self._store.list_requests(
-            extension=extension, states=states, limit=200
-        ):
-            if request.phone == phone:
-                return request
-        return None
+        """A request of this daemon for the same visitor and extension, still open."""
+        request_id = self._open.get((extension, phone))
+        if request_id is None:
+            return None
+        request = await self._store.get_request(request_id)
+        if request is None or request.state in FINAL:
+            return None
+        return request
 
     async def dispatch(self, request: CallRequest) -> None:
         """Ring the owner for a request in state ``received``; at most once."""
+        # Registered before the first await, so a twin arriving now joins this one.
+        self._open.setdefault((request.extension, request.phone), request.id)
         current = await self._store.get_request(request.id)
         if current is None or current.state is not S.RECEIVED:
             return
@@ -241,6 +248,7 @@ class CallFlow:
         Returns:
             How many requests were marked ``failed: interrupted``.
         """
+        failed = await self._resume_received()
         candidates = [
             r
             for r in await self._store.list_requests(
@@ -252,12 +260,12 @@ class CallFlow:
             and r.id not in self._agi_active
         ]
         if not candidates:
-            return 0
+            return failed
         live = await self._pbx.live_channels()
-        failed = 0
         for request in candidates:
             if request.channel_id in live:
                 self._live.setdefault(request.id, request.extension)
+                self._open.setdefault((request.extension, request.phone), request.id)
                 continue
             if request.state is S.CONNECTED:
                 await self._move_if_open(
@@ -267,6 +275,23 @@ class CallFlow:
                 await self._move_if_open(request.id, S.FAILED, Reason.INTERRUPTED)
                 failed += 1
             await self._forget_if_final(request.id)
+        return failed
+
+    async def _resume_received(self) -> int:
+        """Dispatch requests stored but never dispatched; fail the stale ones."""
+        waiting = [
+            r
+            for r in await self._store.list_requests(states=(S.RECEIVED,), limit=10_000)
+            if r.id not in self._live
+        ]
+        failed = 0
+        for request in reversed(waiting):  # oldest first
+            if request.created_at < self._now() - self._settings.received_max_age:
+                await self._move_if_open(request.id, S.FAILED, Reason.INTERRUPTED)
+                failed += 1
+            else:
+                # Safe with several daemons: received -> ringing_owner is atomic.
+                await self.dispatch(request)
         return failed
 
     # -- transitions -----------------------------------------------------------------
@@ -319,6 +344,10 @@ class CallFlow:
         current = await self._store.get_request(request_id)
         if current is None or current.state in FINAL:
             self._live.pop(request_id, None)
+            if current is not None:
+                key = (current.extension, current.phone)
+                if self._open.get(key) == request_id:
+                    del self._open[key]
 
     def _notify(self, request: CallRequest) -> None:
         fields = [

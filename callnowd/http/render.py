@@ -16,6 +16,7 @@ class Templates:
             autoescape=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,
         )
 
     def render(self, name: str, **context: Any) -> bytes:

@@ -258,12 +258,20 @@ class FlowTests(SynchronousTestCase):
         self.assertEqual(self.state(third), (S.FAILED, "capacity"))
 
     def test_join(self) -> None:
-        """An open request for the same visitor and extension is found to join."""
+        """While a request is open, the same visitor and extension join it."""
         request = self.request()
+        d = Deferred.fromCoroutine(self.flow.dispatch(request))
         found = self.wait(self.flow.find_joinable(JOHN.number, request.phone))
-        self.assertEqual(found, request)
+        self.assertEqual(found, self.store.requests[request.id])
         self.assertIsNone(
             self.wait(self.flow.find_joinable(JOHN.number, "+15555559999"))
+        )
+        self.assertIsNone(self.wait(self.flow.find_joinable("other", request.phone)))
+        self.pbx.outcomes[0].callback(OwnerOutcome.BUSY)
+        self.successResultOf(d)
+        # Once it ended, a new request is a new call.
+        self.assertIsNone(
+            self.wait(self.flow.find_joinable(JOHN.number, request.phone))
         )
 
     def test_reconcile_after_restart(self) -> None:
@@ -343,3 +351,16 @@ class FlowTests(SynchronousTestCase):
         Deferred.fromCoroutine(flow.dispatch(request))
         self.assertEqual(self.pbx.events[0]["VisitorNumber"], "+15555550123")
         self.assertEqual(self.pbx.events[0]["VisitorName"], "Mary")
+
+    def test_reconcile_resumes_received(self) -> None:
+        """Requests stored but never dispatched are dispatched, or failed if stale."""
+        old = self.request(phone="+15555550001")
+        self.now += 400
+        fresh = self.request(phone="+15555550002")
+        restarted = CallFlow(
+            self.store, self.pbx, lambda: self.now, FlowSettings(instance_id="a1")
+        )
+        Deferred.fromCoroutine(restarted.reconcile())
+        self.assertEqual(self.state(old), (S.FAILED, "interrupted"))
+        self.assertEqual(self.state(fresh)[0], S.RINGING_OWNER)
+        self.assertEqual([r for r, _ in self.pbx.originated], [fresh.id])
