@@ -22,6 +22,7 @@ def _run_in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run each test in its own directory, as trial does, so nothing lands in the tree."""
     monkeypatch.chdir(tmp_path)
 
+
 # Tests that need a reactor are twisted.trial TestCases (async def methods for a real
 # reactor). pytest-twisted is installed but plain test *functions* must not need it:
 # the first one it runs starts a reactor greenlet, and every trial TestCase after

@@ -69,6 +69,9 @@ def new_request(
         created_at=now,
         updated_at=now,
         dedupe_key=dedupe_key(callnow_id, phone, name) if dedupe else None,
+        # Connect on answer, or ask the owner to press 1 first.
+        decision="confirm" if extension.preferences.confirmation_required else "accept",
+        decided_by="preferences",
     )
     event = RequestEvent(
         request_id=request.id, at=now, state=RequestState.RECEIVED, detail=source.value

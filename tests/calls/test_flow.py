@@ -364,3 +364,23 @@ class FlowTests(SynchronousTestCase):
         self.assertEqual(self.state(old), (S.FAILED, "interrupted"))
         self.assertEqual(self.state(fresh)[0], S.RINGING_OWNER)
         self.assertEqual([r for r, _ in self.pbx.originated], [fresh.id])
+
+
+class NewRequestTests(SynchronousTestCase):
+    """new_request."""
+
+    def test_decision_follows_confirmation_preference(self) -> None:
+        """Confirmation required gives "confirm"; off gives "accept"."""
+        request, event = new_request(
+            JOHN, "+15555550123", None, RequestSource.FORM, 5.0
+        )
+        self.assertEqual((request.decision, request.state), ("confirm", S.RECEIVED))
+        self.assertEqual((event.state, event.at), (S.RECEIVED, 5.0))
+        auto = attrs.evolve(
+            JOHN,
+            preferences=attrs.evolve(JOHN.preferences, confirmation_required=False),
+        )
+        request, _ = new_request(auto, "+15555550123", None, RequestSource.FORM, 5.0)
+        self.assertEqual(request.decision, "accept")
+        self.assertRegex(request.id, r"^[0-9a-f]{16}$")
+        self.assertGreaterEqual(len(request.token), 22)

@@ -29,20 +29,20 @@ class DaemonFailed(Exception):
 class Daemon:
     """One daemon process with its own config, store and secret in ``workdir``."""
 
-    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+    def __init__(
+        self, workdir: Path, settings: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         self.workdir = workdir
         self.config = workdir / "callnow.toml"
-        self.config.write_text(
-            "[http]\n"
-            'listen = "tcp:0:interface=127.0.0.1"\n'
-            "test_hooks = true\n"
-            "[asterisk]\n"
-            'agi_listen = "tcp:0:interface=127.0.0.1"\n'
-            "[store]\n"
-            f'url = "sqlite:{workdir / "callnow.sqlite3"}"\n'
-            "[public]\n"
-            f'secret_file = "{workdir / "secret.key"}"\n' + extra_config
-        )
+        sections: dict[str, dict[str, Any]] = {
+            "http": {"listen": "tcp:0:interface=127.0.0.1", "test_hooks": True},
+            "asterisk": {"agi_listen": "tcp:0:interface=127.0.0.1"},
+            "store": {"url": f"sqlite:{workdir / 'callnow.sqlite3'}"},
+            "public": {"secret_file": str(workdir / "secret.key")},
+        }
+        for name, values in (settings or {}).items():
+            sections.setdefault(name, {}).update(values)
+        self.config.write_text(to_toml(sections))
         self.process: subprocess.Popen[bytes] | None = None
         self.events: list[dict[str, Any]] = []
         self.stderr = b""
@@ -50,8 +50,8 @@ class Daemon:
 
     # -- process control ---------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the daemon and wait until HTTP listens."""
+    def start(self, timeout: float = 30.0, *, wait: bool = True) -> None:
+        """Start the daemon and (unless ``wait`` is false) wait until HTTP listens."""
         self.events = []
         self.ports = {}
         self.process = subprocess.Popen(
@@ -70,6 +70,8 @@ class Daemon:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         threading.Thread(target=self._read_stdout, daemon=True).start()
+        if not wait:
+            return
         deadline = time.monotonic() + timeout
         while "HTTP" not in self.ports:
             if self.process.poll() is not None:
@@ -120,6 +122,24 @@ class Daemon:
             if event.get("log_format") == "{what} listening on {host}:{port}":
                 self.ports[event["what"]] = int(event["port"])
 
+    async def start_async(self, clock: Any, timeout: float = 30.0) -> None:
+        """Like :meth:`start`, but waits without blocking the test's reactor."""
+        from twisted.internet.task import deferLater
+
+        self.start(timeout=0.0, wait=False)
+        deadline = time.monotonic() + timeout
+        while "HTTP" not in self.ports:
+            if self.process is None or self.process.poll() is not None:
+                raise DaemonFailed(f"daemon exited: {self.stop()} {self.stderr!r}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DaemonFailed("daemon did not listen in time")
+            await deferLater(clock, 0.05)
+
+    def url(self, path: str) -> str:
+        """The daemon's URL for ``path``."""
+        return f"http://127.0.0.1:{self.ports['HTTP']}{path}"
+
     def wait_for_event(self, predicate: Any, timeout: float = 20.0) -> dict[str, Any]:
         """Wait for a log event matching ``predicate`` and return it."""
         deadline = time.monotonic() + timeout
@@ -165,3 +185,29 @@ class Daemon:
             )
         finally:
             connection.close()
+
+
+def to_toml(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """Render simple config tables (str, bool, int, float, list, dict of str)."""
+    lines: list[str] = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(
+            f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()
+        )
+        return "{ " + items + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
