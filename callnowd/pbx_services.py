@@ -46,7 +46,7 @@ from callnowd.store.interface import Store
 log = Logger()
 
 # What callnowd's AMI user may do: see conf/asterisk/manager.conf.
-AMI_READ = frozenset({"call", "system", "user", "dialplan"})
+AMI_READ = frozenset({"call", "system", "user"})
 AMI_WRITE = frozenset({"originate", "call", "user", "reporting"})
 
 
