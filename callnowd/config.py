@@ -131,6 +131,13 @@ class SimulatorConfig:
 
 
 @attrs.frozen
+class MetricsConfig:
+    """The Prometheus endpoint."""
+
+    listen: str = _field("tcp:9108:interface=127.0.0.1", checks.server_endpoint)
+
+
+@attrs.frozen
 class Config:
     """The whole daemon configuration."""
 
@@ -143,6 +150,7 @@ class Config:
     asterisk: AsteriskConfig = AsteriskConfig()
     calls: CallsConfig = CallsConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 T = TypeVar("T")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -41,6 +42,7 @@ from callnowd.ami.simulator import SimulatorService
 from callnowd.calls.flow import CallFlow, FlowSettings
 from callnowd.config import Config
 from callnowd.listening import ListeningService
+from callnowd.models import CallRequest
 from callnowd.store.interface import Store
 
 log = Logger()
@@ -93,7 +95,11 @@ async def _refused() -> IProtocol:
 
 
 def build_pbx(
-    config: Config, reactor: Any, store: Store, parent: IServiceCollection
+    config: Config,
+    reactor: Any,
+    store: Store,
+    parent: IServiceCollection,
+    observer: Callable[[CallRequest], object] | None = None,
 ) -> PbxParts:
     """Build the simulator (if used), the AMI client, the call flow and FastAGI."""
     ast, calls = config.asterisk, config.calls
@@ -145,6 +151,7 @@ def build_pbx(
             max_in_flight_per_extension=calls.max_in_flight_per_extension,
             notify_visitor=ast.user_event_visitor,
         ),
+        observer,
     )
     watch_calls(client, flow, reactor)
     prompts = Prompts(

@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.web.server import Site
 from typing_extensions import override
 
 from callnowd.background import run_in_background
@@ -25,6 +26,7 @@ from callnowd.http.public import PublicPages, PublicSettings
 from callnowd.http.render import Templates
 from callnowd.http.site import CallNowSite
 from callnowd.listening import ListeningService
+from callnowd.metrics import Metrics
 from callnowd.pbx_services import PbxParts, build_pbx
 from callnowd.secrets_file import load_or_create_secret
 from callnowd.store.interface import Store
@@ -93,7 +95,16 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
     )
     root = CallNowService(store, pages)
     StoreService(store).setServiceParent(root)
-    parts = build_pbx(config, reactor, store, root)
+    metrics = Metrics()
+    parts = build_pbx(config, reactor, store, root, metrics.transition)
+    metrics.watch(lambda: parts.client.connected, lambda: parts.flow.in_flight)
+    pages.add_listener(metrics.request_created)
+    pages.on_refusal = metrics.refused
+    ListeningService(
+        "Metrics",
+        endpoints.serverFromString(reactor, config.metrics.listen),
+        Site(metrics.resource(), reactor=reactor),
+    ).setServiceParent(root)
     root.pbx = parts
     pages.add_listener(
         lambda request: run_in_background(log, "dispatch", parts.flow.dispatch(request))

@@ -72,8 +72,10 @@ class CallFlow:
         pbx: Pbx,
         now: Callable[[], float],
         settings: FlowSettings,
+        observer: Callable[[CallRequest], object] | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer
         self._pbx = pbx
         self._now = now
         self._settings = settings
@@ -318,6 +320,8 @@ class CallFlow:
             reason=reason,
         )
         self._notify(moved)
+        if self._observer is not None:
+            self._observer(moved)
         return moved
 
     async def _move_if_open(

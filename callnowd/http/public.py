@@ -82,6 +82,8 @@ class PublicPages:
     _readiness: dict[str, Callable[[], Awaitable[None]]] = attrs.Factory(dict)
     _listeners: list[RequestListener] = attrs.Factory(list)
     joiner: Joiner | None = None
+    # Told the reason of every submission refused before storing (metrics).
+    on_refusal: Callable[[str], object] | None = None
 
     def add_listener(self, listener: RequestListener) -> None:
         """Call ``listener`` with every request created (the dispatcher hooks here)."""
@@ -118,6 +120,7 @@ class PublicPages:
         try:
             phone, name = self._validate(extension, values)
         except FieldError as e:
+            self._refused(f"invalid_{e.field}")
             return self._form(request, extension, values, {e.field: e.message}, 400)
         created = await self._create(extension, phone, name, RequestSource.ONE_STEP)
         return self._see_other(request, created)
@@ -143,6 +146,7 @@ class PublicPages:
         prefs = extension.preferences
         nonce = _cookie(request)
         if not self._csrf.verify(nonce, prefs.callnow_id, form.get("csrf")):
+            self._refused("csrf")
             request.setResponseCode(403)
             return self._notice(
                 request,
@@ -161,6 +165,8 @@ class PublicPages:
         ):
             errors["captcha"] = "The digits did not match. Please try the new picture."
         if errors:
+            for field in errors:
+                self._refused(f"invalid_{field}")
             return self._form(request, extension, values, errors, 400)
         created = await self._create(extension, phone, name, RequestSource.FORM)
         return self._see_other(request, created)
@@ -357,9 +363,14 @@ class PublicPages:
         request.setHeader(b"location", location.encode())
         return self._notice(request, "Request received", "Your request was received.")
 
+    def _refused(self, reason: str) -> None:
+        if self.on_refusal is not None:
+            self.on_refusal(reason)
+
     def _unavailable(self, request: IRequest) -> bytes:
         # One answer, same status and body, for unknown, disabled and not-accepting
         # links, so the page tells nothing about which it is.
+        self._refused("unavailable")
         request.setResponseCode(404)
         return self._notice(
             request,
@@ -369,6 +380,7 @@ class PublicPages:
         )
 
     def _bad_input(self, request: IRequest, error: BadInput) -> bytes:
+        self._refused("bad_input")
         request.setResponseCode(error.status)
         if _wants_json(request):
             request.setHeader(b"content-type", b"application/problem+json")

@@ -37,6 +37,7 @@ class Daemon:
         sections: dict[str, dict[str, Any]] = {
             "http": {"listen": "tcp:0:interface=127.0.0.1", "test_hooks": True},
             "asterisk": {"agi_listen": "tcp:0:interface=127.0.0.1"},
+            "metrics": {"listen": "tcp:0:interface=127.0.0.1"},
             "store": {"url": f"sqlite:{workdir / 'callnow.sqlite3'}"},
             "public": {"secret_file": str(workdir / "secret.key")},
         }

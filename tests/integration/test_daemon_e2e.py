@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import signal
@@ -284,11 +285,35 @@ class DaemonTests(DaemonCase):
         finally:
             daemon.stop()
 
-    def test_readyz(self) -> None:
-        """/readyz reports the store."""
+    def test_readyz_and_metrics(self) -> None:
+        """/readyz reports store and AMI; /metrics counts requests and refusals."""
         daemon = self.start_daemon()
-        code, _, body = daemon.request("GET", "/readyz")
-        assert code == 200 and json.loads(body)["checks"]["store"] == "ok"
+        provision(daemon, "--captcha", "no")
+        deadline = time.monotonic() + 20
+        while True:
+            code, _, body = daemon.request("GET", "/readyz")
+            checks = json.loads(body)["checks"]
+            if code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual((code, checks), (200, {"store": "ok", "ami": "ok"}))
+        daemon.request(
+            "GET", "/callnow/index.php?call=john&myname=Mary&phone=%2B12125550123"
+        )
+        daemon.request("GET", "/callnow/nobody")
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", daemon.ports["Metrics"], timeout=10
+        )
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+        connection.close()
+        self.assertIn('callnow_requests_total{source="one_step"} 1.0', text)
+        self.assertIn('callnow_refusals_total{reason="unavailable"} 1.0', text)
+        self.assertIn("callnow_ami_connected 1.0", text)
+        self.assertIn(
+            'callnow_request_transitions_total{reason="",state="ringing_owner"} 1.0',
+            text,
+        )
 
     def test_bad_config_exits_before_start(self) -> None:
         """Twistd exits non-zero with one line naming the file and the key."""
