@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class CallsCase(TestCase):
     owners: dict[str, OwnerScript] = {}
     visitors: dict[str, VisitorScript] = {}
 
-    async def start(self, **calls: Any) -> None:
+    async def start(self, asterisk: dict[str, Any] | None = None, **calls: Any) -> None:
         self.agi_port = free_port()
         self.simulator = AsteriskSimulator(
             reactor,
@@ -82,6 +83,7 @@ class CallsCase(TestCase):
                     "secret": SECRET,
                     "agi_listen": f"tcp:{self.agi_port}:interface=127.0.0.1",
                     "ring_timeout": 2,
+                    **(asterisk or {}),
                 },
                 "calls": {"visitor_ring_timeout": 2, "connect_wait": 5.0, **calls},
             },
@@ -379,3 +381,31 @@ class RestartTests(CallsCase):
         self.assertIn(document["state"], {"failed", "completed", "owner_no_answer"})
         self.assertEqual(states(document).count("ringing_owner"), 1)
         self.assertEqual(len(self.originates()), 1)
+
+
+class PrivilegeTests(CallsCase):
+    """The simulator enforces Asterisk's AMI permissions on the daemon."""
+
+    async def test_application_agi_needs_system(self) -> None:
+        """Originate with Application: AGI is refused for a user without "system"."""
+        await self.start({"originate_application": True})
+        await self.provision("john", "Local/001002@phones")
+        location = await self.request("john", "+12125550160")
+        document = await self.final(location)
+        self.assertEqual(document["state"], "failed")
+        (originate,) = self.originates()
+        self.assertEqual(originate.get("Application"), "AGI")
+        events = await self.daemon_events(location)
+        self.assertIn("Originate Access Forbidden", events[-1]["detail"] or "")
+
+    async def daemon_events(self, location: str) -> list[dict[str, Any]]:
+        """The stored audit trail (details included), read from the daemon's store."""
+        token = location.rsplit("/", 1)[1]
+        with sqlite3.connect(self.daemon.workdir / "callnow.sqlite3") as db:
+            rows = db.execute(
+                "SELECT e.state, e.reason, e.detail FROM request_events e"
+                " JOIN call_requests r ON r.id = e.request_id WHERE r.token = ?"
+                " ORDER BY e.id",
+                (token,),
+            ).fetchall()
+        return [{"state": s, "reason": r, "detail": d} for s, r, d in rows]
