@@ -29,7 +29,7 @@ Why the defaults are what they are:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 import attrs
@@ -64,8 +64,8 @@ _PREFIX_RE = re.compile(r"\+[1-9][0-9]{0,14}")
 
 
 def _items(values: Iterable[object], what: str) -> list[str]:
-    if isinstance(values, str | bytes):
-        raise ValueError(f"must be a list of {what}, not a single value {values!r}")
+    if isinstance(values, str | bytes | Mapping):
+        raise ValueError(f"must be a list of {what}, not {values!r}")
     items: list[str] = []
     for value in values:
         if not isinstance(value, str):

@@ -48,6 +48,7 @@ class PolicyConfigTests(SynchronousTestCase):
                 "allowed_regions: 'us' is not a region",
             ),
             ({"allowed_regions": "US"}, "allowed_regions: must be a list"),
+            ({"refused_types": {"UAN": 1}}, "refused_types: must be a list"),
             ({"allowed_regions": ["US", 1]}, "allowed_regions: 1 is not a string"),
             ({"allowed_regions": []}, "allowed_regions: must list at least one"),
             (
