@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import time
+from datetime import date, time
 
 import attrs
 
@@ -63,7 +63,13 @@ class Window:
 
 @attrs.frozen
 class Preferences:
-    """The CallNow preferences of one extension (the seed's list)."""
+    """The CallNow preferences of one extension (the seed's list).
+
+    ``holidays`` are dates (in the owner's time zone) on which he is unavailable all
+    day; like ``windows`` they apply only when ``availability_enabled`` is on.
+    ``reject_when_busy`` refuses requests while the owner is on the phone;
+    ``show_hours`` shows the availability windows on the public page.
+    """
 
     callnow_id: str
     enabled: bool = True
@@ -76,6 +82,9 @@ class Preferences:
     image_validation: bool = True
     one_step_enabled: bool = True
     public_message: str = ""
+    reject_when_busy: bool = False
+    show_hours: bool = False
+    holidays: frozenset[date] = frozenset()
 
 
 @attrs.frozen

@@ -5,12 +5,15 @@ from __future__ import annotations
 import attrs
 
 from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
+from callnowd.rules.callers import CallerRule, RuleSpec
 from callnowd.store.interface import (
     DuplicateCallNowId,
     DuplicateExtension,
+    RulePositionOutOfRange,
     StaleState,
     UnknownExtension,
     UnknownRequest,
+    UnknownRule,
 )
 
 
@@ -21,6 +24,8 @@ class MemoryStore:
         self.extensions: dict[str, Extension] = {}
         self.requests: dict[str, CallRequest] = {}
         self.events: list[RequestEvent] = []
+        self.rules: dict[str, list[CallerRule]] = {}
+        self._last_rule_id = 0
         self.closed = False
 
     def _id_taken(self, callnow_id: str, number: str) -> bool:
@@ -46,6 +51,7 @@ class MemoryStore:
     async def remove_extension(self, number: str) -> None:
         if self.extensions.pop(number, None) is None:
             raise UnknownExtension(number)
+        self.rules.pop(number, None)
 
     async def get_extension(self, number: str) -> Extension | None:
         return self.extensions.get(number)
@@ -58,6 +64,64 @@ class MemoryStore:
 
     async def list_extensions(self) -> list[Extension]:
         return sorted(self.extensions.values(), key=lambda e: e.number)
+
+    async def list_rules(self, number: str) -> list[CallerRule]:
+        return list(self.rules.get(number, []))
+
+    def _renumber(self, number: str, order: list[CallerRule]) -> list[CallerRule]:
+        self.rules[number] = [
+            attrs.evolve(rule, position=n) for n, rule in enumerate(order, start=1)
+        ]
+        return list(self.rules[number])
+
+    def _rule(self, number: str, rule_id: int) -> CallerRule:
+        for rule in self.rules.get(number, []):
+            if rule.id == rule_id:
+                return rule
+        raise UnknownRule(number, rule_id)
+
+    async def add_rule(
+        self,
+        number: str,
+        spec: RuleSpec,
+        created_at: float,
+        *,
+        position: int | None = None,
+    ) -> CallerRule:
+        if number not in self.extensions:
+            raise UnknownExtension(number)
+        order = list(self.rules.get(number, []))
+        last = len(order) + 1
+        at = last if position is None else position
+        if not 1 <= at <= last:
+            raise RulePositionOutOfRange(number, at, last)
+        self._last_rule_id += 1
+        order.insert(at - 1, CallerRule(self._last_rule_id, at, spec, created_at))
+        return self._renumber(number, order)[at - 1]
+
+    async def update_rule(
+        self, number: str, rule_id: int, spec: RuleSpec
+    ) -> CallerRule:
+        rule = attrs.evolve(self._rule(number, rule_id), spec=spec)
+        self.rules[number] = [
+            rule if r.id == rule_id else r for r in self.rules[number]
+        ]
+        return rule
+
+    async def move_rule(
+        self, number: str, rule_id: int, position: int
+    ) -> list[CallerRule]:
+        rule = self._rule(number, rule_id)
+        order = list(self.rules[number])
+        if not 1 <= position <= len(order):
+            raise RulePositionOutOfRange(number, position, len(order))
+        order.remove(rule)
+        order.insert(position - 1, rule)
+        return self._renumber(number, order)
+
+    async def remove_rule(self, number: str, rule_id: int) -> None:
+        rule = self._rule(number, rule_id)
+        self._renumber(number, [r for r in self.rules[number] if r is not rule])
 
     async def create_request(
         self,

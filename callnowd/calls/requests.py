@@ -1,7 +1,9 @@
-"""Creating call requests: ids, tokens, idempotency keys.
+"""Creating call requests: ids, tokens, idempotency keys, the decision they carry.
 
 Pure apart from the randomness of ids and tokens (``secrets``); time comes in as
-``now``.
+``now``. A request the rules reject is created directly in state ``rejected`` (its
+one audit event says ``rejected`` with the reason), so a refused request is never
+``received`` and nothing can dispatch it, even for an instant.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from callnowd.models import (
     RequestSource,
     RequestState,
 )
+from callnowd.rules.callers import Action
+from callnowd.rules.engine import Decision, decide_for_request
 
 
 def new_request_id() -> str:
@@ -41,9 +45,14 @@ def new_request(
     source: RequestSource,
     now: float,
     *,
+    decision: Decision | None = None,
     dedupe: bool = False,
 ) -> tuple[CallRequest, RequestEvent]:
-    """Build a request in state ``received`` and its first audit event.
+    """Build a request as the rules decided, and its first audit event.
+
+    Accepted and confirmed requests start ``received``; rejected ones start
+    ``rejected`` with the decision's reason. Either way the request records the
+    action (``accept``, ``confirm``, ``reject``) and what decided it.
 
     Args:
         extension: the extension whose owner is asked.
@@ -51,11 +60,18 @@ def new_request(
         name: the visitor's validated name, if given.
         source: how the request arrived.
         now: the current POSIX time.
+        decision: the rules' decision; when omitted, the extension's preferences
+            alone decide (no per-caller rules, owner not busy).
         dedupe: whether identical requests within a window should collapse.
 
     Returns:
         The request and its first event.
     """
+    if decision is None:
+        decision = decide_for_request(extension, (), phone, name, False, now)
+    rejected = decision.action is Action.REJECT
+    state = RequestState.REJECTED if rejected else RequestState.RECEIVED
+    reason = decision.reason.value if rejected else None
     callnow_id = extension.preferences.callnow_id
     request = CallRequest(
         id=new_request_id(),
@@ -64,16 +80,21 @@ def new_request(
         callnow_id=callnow_id,
         phone=phone,
         name=name,
-        state=RequestState.RECEIVED,
+        state=state,
         source=source,
         created_at=now,
         updated_at=now,
+        reason=reason,
         dedupe_key=dedupe_key(callnow_id, phone, name) if dedupe else None,
-        # Connect on answer, or ask the owner to press 1 first.
-        decision="confirm" if extension.preferences.confirmation_required else "accept",
-        decided_by="preferences",
+        # Connect on answer, or ask the owner to press 1 first (or never ring).
+        decision=decision.action.value,
+        decided_by=decision.decided_by,
     )
     event = RequestEvent(
-        request_id=request.id, at=now, state=RequestState.RECEIVED, detail=source.value
+        request_id=request.id,
+        at=now,
+        state=state,
+        reason=reason,
+        detail=source.value,
     )
     return request, event

@@ -1,14 +1,29 @@
-"""Weekly availability windows in the owner's time zone.
+"""Weekly availability windows and holidays in the owner's time zone.
 
-Pure: the instant comes in as a POSIX timestamp (``now``), the zone as a name.
+Pure: the instant comes in as a POSIX timestamp (``now``), the zone as an IANA name
+(``zoneinfo`` with the ``tzdata`` package, so DST rules do not depend on the host).
+
+Semantics. An instant is available when "available only in time interval" is off,
+or when it is on and (a) the owner-local date of the instant is not a holiday and
+(b) the owner-local wall-clock time of the instant lies in a window. Membership
+is a function of the instant's wall-clock reading, so it is well defined on DST
+days: in a spring-forward gap the skipped wall times never occur (a window starting
+inside the gap begins at the transition), and in a fall-back hour both passes of
+the repeated wall times are inside or outside alike. With the switch off, the owner
+is always available and holidays do not apply: holidays refine the availability
+windows, they are not a separate "closed" switch; ``callnowctl`` says so when
+holidays are set while the switch is off.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from callnowd.models import Preferences, Window
+
+_DAY = timedelta(days=1)
 
 
 def in_window(window: Window, local: datetime) -> bool:
@@ -27,15 +42,94 @@ def in_window(window: Window, local: datetime) -> bool:
     return (day - 1) % 7 in window.days and t < window.end
 
 
+def is_available_local(preferences: Preferences, local: datetime) -> bool:
+    """Whether the owner is available at the owner-local wall-clock time ``local``.
+
+    "Available only in time interval" off means always available; on, the date
+    must not be a holiday and the time must be in a window.
+    """
+    if not preferences.availability_enabled:
+        return True
+    if local.date() in preferences.holidays:
+        return False
+    return any(in_window(w, local) for w in preferences.windows)
+
+
 def is_available(preferences: Preferences, timezone: str, now: float) -> bool:
-    """Whether the owner is available at ``now`` by his availability windows.
+    """Whether the owner is available at ``now`` by his windows and holidays.
 
     "Available only in time interval" off means always available.
     """
     if not preferences.availability_enabled:
         return True
-    local = datetime.fromtimestamp(now, ZoneInfo(timezone))
-    return any(in_window(w, local) for w in preferences.windows)
+    return is_available_local(
+        preferences, datetime.fromtimestamp(now, ZoneInfo(timezone))
+    )
+
+
+def next_available(preferences: Preferences, timezone: str, now: float) -> float | None:
+    """The first instant at or after ``now`` when the owner is available.
+
+    Returns:
+        ``now`` itself when available now; ``None`` when he never will be
+        (availability on without any window day).
+    """
+    if is_available(preferences, timezone, now):
+        return now
+    if not any(window.days for window in preferences.windows):
+        return None
+    zone = ZoneInfo(timezone)
+    first = datetime.fromtimestamp(now, zone).date() - _DAY
+    # Each holiday can block at most one day; 7 free days hold every weekly window.
+    ahead = sum(1 for day in preferences.holidays if day >= first)
+    days = 7 * (ahead + 2) + 2
+    candidates = sorted(
+        {
+            instant
+            for n in range(days)
+            for instant in _starts(preferences.windows, zone, first + n * _DAY)
+            if instant > now
+        }
+    )
+    for instant in candidates:
+        if is_available(preferences, timezone, instant):
+            return instant
+    return None
+
+
+def _starts(windows: tuple[Window, ...], zone: ZoneInfo, day: date) -> Iterator[float]:
+    """Every instant of ``day`` at which availability may switch on.
+
+    Availability changes only where the wall clock reaches a window start or
+    midnight (a holiday ends), or jumps at a zone transition. A wall time that falls
+    in a gap resolves to a neighbouring instant: harmless, the caller keeps only
+    candidates that are available, and the transition itself is a candidate.
+    """
+    walls = {time(0)} | {window.start for window in windows if window.days}
+    for wall in walls:
+        for fold in (0, 1):
+            yield datetime.combine(day, wall, zone).replace(fold=fold).timestamp()
+    start = int(datetime.combine(day, time(0), zone).timestamp())
+    end = int(datetime.combine(day + _DAY, time(0), zone).timestamp()) + 1
+    yield from _transitions(zone, start, end)
+
+
+def _transitions(zone: ZoneInfo, start: int, end: int) -> Iterator[float]:
+    """The instants in ``(start, end]`` where the zone's UTC offset changes."""
+    if end - start <= 1:
+        if _offset(zone, start) != _offset(zone, end):
+            yield float(end)
+        return
+    if _offset(zone, start) == _offset(zone, end) and end - start <= 2 * 86400:
+        # No zone changes its offset twice within a day and back again.
+        return
+    middle = (start + end) // 2
+    yield from _transitions(zone, start, middle)
+    yield from _transitions(zone, middle, end)
+
+
+def _offset(zone: ZoneInfo, instant: int) -> timedelta | None:
+    return datetime.fromtimestamp(instant, zone).utcoffset()
 
 
 def is_accepting(preferences: Preferences, timezone: str, now: float) -> bool:
@@ -83,6 +177,20 @@ def format_window(window: Window) -> str:
     return f"{days} {window.start:%H:%M}-{window.end:%H:%M}"
 
 
+def parse_holiday(text: str) -> date:
+    """Parse a holiday written ``YYYY-MM-DD``.
+
+    Raises:
+        ValueError: with a message saying what is wrong.
+    """
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"date {text!r} must be YYYY-MM-DD, e.g. 2026-12-24") from None
+
+
 def _parse_time(text: str) -> time:
     try:
         parsed = datetime.strptime(text, "%H:%M")
@@ -91,4 +199,13 @@ def _parse_time(text: str) -> time:
     return parsed.time()
 
 
-__all__ = ["format_window", "in_window", "is_accepting", "is_available", "parse_window"]
+__all__ = [
+    "format_window",
+    "in_window",
+    "is_accepting",
+    "is_available",
+    "is_available_local",
+    "next_available",
+    "parse_holiday",
+    "parse_window",
+]

@@ -12,6 +12,7 @@ from typing import Protocol
 import attrs
 
 from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
+from callnowd.rules.callers import CallerRule, RuleSpec
 
 
 @attrs.frozen
@@ -51,8 +52,29 @@ class StaleState(Exception):
     actual: RequestState
 
 
+@attrs.frozen
+class UnknownRule(Exception):
+    """The extension has no rule with this id."""
+
+    number: str
+    rule_id: int
+
+
+@attrs.frozen
+class RulePositionOutOfRange(Exception):
+    """A rule position outside 1..``last`` was asked for."""
+
+    number: str
+    position: int
+    last: int
+
+
 class Store(Protocol):
-    """Persistence of extensions, preferences, call requests and their events."""
+    """Persistence of extensions, preferences, caller rules, requests and events.
+
+    Preferences include the holidays. Rules of an extension are numbered by
+    position 1..N without gaps; every rule operation keeps it so.
+    """
 
     async def add_extension(self, extension: Extension) -> None:
         """Store a new extension with its preferences.
@@ -85,6 +107,56 @@ class Store(Protocol):
 
     async def list_extensions(self) -> list[Extension]:
         """Return every extension, ordered by number."""
+
+    async def list_rules(self, number: str) -> list[CallerRule]:
+        """Return the rules of extension ``number`` by position (none if unknown)."""
+
+    async def add_rule(
+        self,
+        number: str,
+        spec: RuleSpec,
+        created_at: float,
+        *,
+        position: int | None = None,
+    ) -> CallerRule:
+        """Store a new rule at ``position`` (default: last); later ones move down.
+
+        Returns:
+            The stored rule with its new id (never reused) and position.
+
+        Raises:
+            UnknownExtension: no such number.
+            RulePositionOutOfRange: ``position`` is not in 1..N+1.
+        """
+
+    async def update_rule(
+        self, number: str, rule_id: int, spec: RuleSpec
+    ) -> CallerRule:
+        """Replace a rule's spec (patterns, action, enabled); keep id and position.
+
+        Raises:
+            UnknownRule: the extension has no such rule.
+        """
+
+    async def move_rule(
+        self, number: str, rule_id: int, position: int
+    ) -> list[CallerRule]:
+        """Move a rule to ``position``; the others keep their relative order.
+
+        Returns:
+            The extension's rules in their new order.
+
+        Raises:
+            UnknownRule: the extension has no such rule.
+            RulePositionOutOfRange: ``position`` is not in 1..N.
+        """
+
+    async def remove_rule(self, number: str, rule_id: int) -> None:
+        """Delete a rule; the later ones move up.
+
+        Raises:
+            UnknownRule: the extension has no such rule.
+        """
 
     async def create_request(
         self,

@@ -1,15 +1,16 @@
 """Codecs between SQL rows and the domain values of :mod:`callnowd.models`.
 
-Owns the column order of rows (the SELECT lists in ``sqlite_sql`` follow it) and
-the JSON form of availability windows:
-``[{"days": [0, 1], "start": "09:00", "end": "17:00"}]``. Booleans travel as 0/1.
+Owns the column order of rows (the SELECT lists in ``sqlite_sql`` follow it), the
+JSON form of availability windows:
+``[{"days": [0, 1], "start": "09:00", "end": "17:00"}]``, holidays as ISO dates,
+and caller rules. Booleans travel as 0/1.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import time
+from datetime import date, time
 from typing import Any
 
 from callnowd.models import (
@@ -20,6 +21,13 @@ from callnowd.models import (
     RequestSource,
     RequestState,
     Window,
+)
+from callnowd.rules.callers import (
+    Action,
+    CallerRule,
+    NumberKind,
+    NumberPattern,
+    RuleSpec,
 )
 
 Row = Sequence[Any]
@@ -91,7 +99,8 @@ def preferences_values(preferences: Preferences) -> tuple[Any, ...]:
 
     The order is callnow_id, enabled, availability_enabled, windows, reject_all,
     confirmation_required, show_name, ask_name, image_validation,
-    one_step_enabled, public_message.
+    one_step_enabled, public_message, reject_when_busy, show_hours. Holidays
+    are a table of their own (:func:`encode_holidays`).
     """
     return (
         preferences.callnow_id,
@@ -105,7 +114,21 @@ def preferences_values(preferences: Preferences) -> tuple[Any, ...]:
         int(preferences.image_validation),
         int(preferences.one_step_enabled),
         preferences.public_message,
+        int(preferences.reject_when_busy),
+        int(preferences.show_hours),
     )
+
+
+def encode_holidays(days: frozenset[date]) -> list[str]:
+    """Return the ``holidays`` rows' ``day`` values, sorted."""
+    return sorted(day.isoformat() for day in days)
+
+
+def decode_holidays(text: str | None) -> frozenset[date]:
+    """Parse the comma-joined ISO dates of ``SELECT_EXTENSION`` (NULL: none)."""
+    if not text:
+        return frozenset()
+    return frozenset(date.fromisoformat(day) for day in text.split(","))
 
 
 def decode_extension(row: Row) -> Extension:
@@ -129,6 +152,9 @@ def decode_extension(row: Row) -> Extension:
             image_validation=bool(row[14]),
             one_step_enabled=bool(row[15]),
             public_message=row[16],
+            reject_when_busy=bool(row[17]),
+            show_hours=bool(row[18]),
+            holidays=decode_holidays(row[19]),
         ),
     )
 
@@ -188,4 +214,32 @@ def decode_event(row: Row) -> RequestEvent:
         state=RequestState(row[2]),
         reason=row[3],
         detail=row[4],
+    )
+
+
+def rule_values(rule: RuleSpec) -> tuple[Any, ...]:
+    """Return enabled, number_kind, number_pattern, name_glob, action of a rule."""
+    number = rule.number
+    return (
+        int(rule.enabled),
+        None if number is None else number.kind.value,
+        None if number is None else number.pattern,
+        rule.name_glob,
+        rule.action.value,
+    )
+
+
+def decode_rule(row: Row) -> CallerRule:
+    """Build a :class:`CallerRule` from a ``SELECT_RULE`` row."""
+    kind, pattern = row[3], row[4]
+    return CallerRule(
+        id=row[0],
+        position=row[1],
+        spec=RuleSpec(
+            action=Action(row[6]),
+            number=None if kind is None else NumberPattern(NumberKind(kind), pattern),
+            name_glob=row[5],
+            enabled=bool(row[2]),
+        ),
+        created_at=row[7],
     )

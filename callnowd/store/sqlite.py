@@ -31,6 +31,7 @@ from callnowd.store.interface import (
     UnknownRequest,
 )
 from callnowd.store.sqlite_migrate import BUSY_TIMEOUT_MS, apply_migrations
+from callnowd.store.sqlite_rules import SqliteRules
 
 __all__ = ["SqliteStore", "StoreError"]
 
@@ -72,7 +73,7 @@ def _run_in_thread(connection: Any, work: _Work[_T], write: bool) -> _T:
         cursor.close()
 
 
-class SqliteStore:
+class SqliteStore(SqliteRules):
     """The :class:`~callnowd.store.interface.Store` on one SQLite file.
 
     Build it with :meth:`open`; close it with :meth:`close`. Besides the domain
@@ -155,6 +156,11 @@ class SqliteStore:
                 sql.INSERT_PREFERENCES,
                 (extension.number, *rows.preferences_values(extension.preferences)),
             )
+            sql.write_holidays(
+                cursor,
+                extension.number,
+                rows.encode_holidays(extension.preferences.holidays),
+            )
 
         await self._run(work, write=True)
 
@@ -173,6 +179,9 @@ class SqliteStore:
             cursor.execute(
                 sql.UPDATE_PREFERENCES,
                 (*rows.preferences_values(extension.preferences), number),
+            )
+            sql.write_holidays(
+                cursor, number, rows.encode_holidays(extension.preferences.holidays)
             )
 
         await self._run(work, write=True)

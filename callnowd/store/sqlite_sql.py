@@ -12,7 +12,10 @@ SELECT_EXTENSION = (
     "SELECT e.number, e.display_name, e.external_number, e.dial_string, e.timezone,"
     " e.account, p.callnow_id, p.enabled, p.availability_enabled, p.windows,"
     " p.reject_all, p.confirmation_required, p.show_name, p.ask_name,"
-    " p.image_validation, p.one_step_enabled, p.public_message"
+    " p.image_validation, p.one_step_enabled, p.public_message,"
+    " p.reject_when_busy, p.show_hours,"
+    " (SELECT group_concat(h.day, ',') FROM holidays AS h"
+    " WHERE h.extension = e.number)"
     " FROM extensions AS e JOIN preferences AS p ON p.extension = e.number"
 )
 INSERT_EXTENSION = (
@@ -22,8 +25,8 @@ INSERT_EXTENSION = (
 INSERT_PREFERENCES = (
     "INSERT INTO preferences (extension, callnow_id, enabled, availability_enabled,"
     " windows, reject_all, confirmation_required, show_name, ask_name,"
-    " image_validation, one_step_enabled, public_message)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " image_validation, one_step_enabled, public_message, reject_when_busy,"
+    " show_hours) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 UPDATE_EXTENSION = (
     "UPDATE extensions SET display_name = ?, external_number = ?, dial_string = ?,"
@@ -32,10 +35,11 @@ UPDATE_EXTENSION = (
 UPDATE_PREFERENCES = (
     "UPDATE preferences SET callnow_id = ?, enabled = ?, availability_enabled = ?,"
     " windows = ?, reject_all = ?, confirmation_required = ?, show_name = ?,"
-    " ask_name = ?, image_validation = ?, one_step_enabled = ?, public_message = ?"
-    " WHERE extension = ?"
+    " ask_name = ?, image_validation = ?, one_step_enabled = ?, public_message = ?,"
+    " reject_when_busy = ?, show_hours = ? WHERE extension = ?"
 )
-# preferences go with the extension (ON DELETE CASCADE); call_requests stay.
+# preferences, holidays and rules go with the extension (ON DELETE CASCADE);
+# call_requests stay.
 DELETE_EXTENSION = "DELETE FROM extensions WHERE number = ?"
 
 SELECT_REQUEST = (
@@ -78,3 +82,29 @@ def callnow_id_owner(cursor: sqlite3.Cursor, callnow_id: str) -> str | None:
     )
     row = cursor.fetchone()
     return None if row is None else str(row[0])
+
+
+def write_holidays(cursor: sqlite3.Cursor, number: str, days: list[str]) -> None:
+    """Replace the holidays of extension ``number`` with ``days`` (ISO dates)."""
+    cursor.execute("DELETE FROM holidays WHERE extension = ?", (number,))
+    cursor.executemany(
+        "INSERT INTO holidays (extension, day) VALUES (?, ?)",
+        [(number, day) for day in days],
+    )
+
+
+SELECT_RULE = (
+    "SELECT id, position, enabled, number_kind, number_pattern, name_glob, action,"
+    " created_at FROM caller_rules"
+)
+RULES_IN_ORDER = SELECT_RULE + " WHERE extension = ? ORDER BY position, id"
+INSERT_RULE = (
+    "INSERT INTO caller_rules (extension, position, enabled, number_kind,"
+    " number_pattern, name_glob, action, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPDATE_RULE = (
+    "UPDATE caller_rules SET enabled = ?, number_kind = ?, number_pattern = ?,"
+    " name_glob = ?, action = ? WHERE id = ? AND extension = ?"
+)
+SET_RULE_POSITION = "UPDATE caller_rules SET position = ? WHERE id = ?"
+DELETE_RULE = "DELETE FROM caller_rules WHERE id = ? AND extension = ?"

@@ -372,7 +372,7 @@ class NewRequestTests(SynchronousTestCase):
     def test_decision_follows_confirmation_preference(self) -> None:
         """Confirmation required gives "confirm"; off gives "accept"."""
         request, event = new_request(
-            JOHN, "+15555550123", None, RequestSource.FORM, 5.0
+            JOHN, "+15555550123", "Mary", RequestSource.FORM, 5.0
         )
         self.assertEqual((request.decision, request.state), ("confirm", S.RECEIVED))
         self.assertEqual((event.state, event.at), (S.RECEIVED, 5.0))
@@ -380,7 +380,7 @@ class NewRequestTests(SynchronousTestCase):
             JOHN,
             preferences=attrs.evolve(JOHN.preferences, confirmation_required=False),
         )
-        request, _ = new_request(auto, "+15555550123", None, RequestSource.FORM, 5.0)
+        request, _ = new_request(auto, "+15555550123", "Mary", RequestSource.FORM, 5.0)
         self.assertEqual(request.decision, "accept")
         self.assertRegex(request.id, r"^[0-9a-f]{16}$")
         self.assertGreaterEqual(len(request.token), 22)

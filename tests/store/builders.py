@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from typing import Any
 
 import attrs
@@ -59,6 +59,11 @@ def full_extension() -> Extension:
             image_validation=False,
             one_step_enabled=False,
             public_message='Back "soon" — it\'s\nline two\r\nand a \\ backslash ✓',
+            reject_when_busy=True,
+            show_hours=True,
+            holidays=frozenset(
+                {date(2026, 12, 24), date(2027, 1, 1), date(1999, 2, 28)}
+            ),
         ),
     )
 

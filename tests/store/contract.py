@@ -26,6 +26,7 @@ from tests.store.builders import (
     make_extension,
     make_request,
 )
+from tests.store.contract_rules import RulesContract
 
 if TYPE_CHECKING:
     from twisted.trial.unittest import TestCase
@@ -37,8 +38,11 @@ else:
 S = RequestState
 
 
-class StoreContract(ABC, _Base):
-    """Tests of the :class:`Store` protocol, shared by every implementation."""
+class StoreContract(RulesContract, ABC, _Base):
+    """Tests of the :class:`Store` protocol, shared by every implementation.
+
+    The rule and holiday tests come from :class:`RulesContract`.
+    """
 
     @abstractmethod
     def make_store(self) -> Store:
