@@ -1,0 +1,218 @@
+"""The in-process :class:`RateLimitStore`: limit state in dicts, driven by ``now``.
+
+It is the embedded default without Redis, the fallback while Redis is down, and
+the reference the Lua script in :mod:`callnowd.limits.redis` mirrors line by line
+(the shared contract tests hold both to the same answers). Each call runs to
+completion without yielding, so it is atomic under the reactor. Expired state is
+swept every :data:`SWEEP_EVERY` evaluations, so memory follows the active keys.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from callnowd.limits.ratelimit import (
+    ALLOWED,
+    BlockInfo,
+    BucketCheck,
+    Check,
+    DistinctCheck,
+    Escalation,
+    LimitKey,
+    Outcome,
+    Plan,
+    Reason,
+    Verdict,
+    block_verdict,
+    gcra,
+    state_name,
+    to_us,
+    us_to_s,
+)
+
+SWEEP_EVERY = 1024
+
+
+@attrs.define
+class _Block:
+    reason: Reason
+    since_us: int
+    until_us: int  # -1: permanent
+    strikes: int
+
+
+@attrs.define
+class _Distinct:
+    members: dict[str, int]  # member -> last seen (us)
+    expires_us: int
+
+
+class MemoryRateLimitStore:
+    """Limit state held in this process (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._tats: dict[str, int] = {}
+        self._sets: dict[str, _Distinct] = {}
+        self._denials: dict[str, int] = {}
+        self._blocks: dict[LimitKey, _Block] = {}
+        self._strikes: dict[LimitKey, tuple[int, int]] = {}  # count, expiry (us)
+        self._since_sweep = 0
+
+    def __len__(self) -> int:
+        """How many entries are held (for tests of the sweep)."""
+        return (
+            len(self._tats)
+            + len(self._sets)
+            + len(self._denials)
+            + len(self._blocks)
+            + len(self._strikes)
+        )
+
+    async def evaluate(self, plan: Plan, now: float) -> Outcome:
+        """See :meth:`RateLimitStore.evaluate`."""
+        return self.evaluate_now(plan, now)
+
+    def evaluate_now(self, plan: Plan, now: float) -> Outcome:
+        """:meth:`evaluate`, synchronously (the in-process store never waits)."""
+        now_us = to_us(now)
+        self._maybe_sweep(now_us)
+        blocked = self._blocked(plan.identities(), now_us)
+        if blocked is not None:
+            return Outcome(blocked)
+        denied: list[tuple[int, Check]] = []
+        commits: list[tuple[Check, int]] = []
+        for check in plan.checks:
+            retry_us, commit = self._try(check, now_us)
+            if retry_us > 0:
+                denied.append((retry_us, check))
+            else:
+                commits.append((check, commit))
+        if not denied:
+            for check, value in commits:
+                self._commit(check, value, now_us)
+            return Outcome(ALLOWED)
+        retry_us, worst = max(denied, key=lambda d: d[0])  # first of equals wins
+        verdict = Verdict(False, worst.reason, us_to_s(retry_us), worst.key.name)
+        new_blocks: list[BlockInfo] = []
+        if plan.escalation is not None:
+            for key, reason in _denying_keys(denied):
+                block = self._escalate(plan.escalation, key, reason, now_us)
+                if block is not None:
+                    new_blocks.append(block)
+        return Outcome(verdict, tuple(new_blocks))
+
+    def _blocked(self, keys: list[LimitKey], now_us: int) -> Verdict | None:
+        found: list[tuple[LimitKey, int]] = []
+        for key in keys:
+            block = self._blocks.get(key)
+            if block is not None and (block.until_us < 0 or block.until_us > now_us):
+                found.append((key, block.until_us))
+        if not found:
+            return None
+        # A permanent block wins; otherwise the one lasting longest.
+        key, until_us = max(found, key=lambda f: (f[1] < 0, f[1]))
+        return block_verdict(key, until_us, now_us)
+
+    def _try(self, check: Check, now_us: int) -> tuple[int, int]:
+        """(retry_after_us, value to commit); retry_after_us 0 means allowed."""
+        if isinstance(check, BucketCheck):
+            result = gcra(self._tats.get(state_name(check)), now_us, check.rate)
+            return result.retry_after_us, result.tat_us
+        held = self._live_members(check, now_us)
+        if check.member in held or len(held) < check.limit:
+            return 0, now_us
+        return min(held.values()) + check.window_us - now_us, 0
+
+    def _live_members(self, check: DistinctCheck, now_us: int) -> dict[str, int]:
+        entry = self._sets.get(state_name(check))
+        if entry is None:
+            return {}
+        cutoff = now_us - check.window_us
+        entry.members = {m: t for m, t in entry.members.items() if t > cutoff}
+        return entry.members
+
+    def _commit(self, check: Check, value: int, now_us: int) -> None:
+        name = state_name(check)
+        if isinstance(check, BucketCheck):
+            self._tats[name] = value
+            return
+        entry = self._sets.setdefault(name, _Distinct({}, 0))
+        entry.members[check.member] = now_us
+        entry.expires_us = now_us + check.window_us
+
+    def _escalate(
+        self, policy: Escalation, key: LimitKey, reason: Reason, now_us: int
+    ) -> BlockInfo | None:
+        if key.kind not in policy.kinds:
+            return None
+        result = gcra(self._denials.get(key.name), now_us, policy.rate)
+        if result.allowed:
+            self._denials[key.name] = result.tat_us
+            return None
+        self._denials.pop(key.name, None)
+        count, expires_us = self._strikes.get(key, (0, 0))
+        count = count + 1 if expires_us > now_us else 1
+        self._strikes[key] = (count, now_us + to_us(policy.memory))
+        until_us = -1 if count >= 2 else now_us + to_us(policy.block_seconds)
+        block = _Block(reason, now_us, until_us, count)
+        self._blocks[key] = block
+        return _info(key, block)
+
+    async def list_blocks(self, now: float) -> list[BlockInfo]:
+        """See :meth:`RateLimitStore.list_blocks`."""
+        now_us = to_us(now)
+        return sorted(
+            (
+                _info(key, block)
+                for key, block in self._blocks.items()
+                if block.until_us < 0 or block.until_us > now_us
+            ),
+            key=lambda b: (b.since, b.key),
+        )
+
+    async def lift(self, key: LimitKey) -> bool:
+        """See :meth:`RateLimitStore.lift`."""
+        self._strikes.pop(key, None)
+        self._denials.pop(key.name, None)
+        return self._blocks.pop(key, None) is not None
+
+    async def ping(self) -> None:
+        """Always succeeds: this process is up."""
+
+    def _maybe_sweep(self, now_us: int) -> None:
+        self._since_sweep += 1
+        if self._since_sweep < SWEEP_EVERY:
+            return
+        self._since_sweep = 0
+        self.sweep(now_us)
+
+    def sweep(self, now_us: int) -> None:
+        """Forget every entry that can no longer change an answer at ``now_us``."""
+        self._tats = {k: t for k, t in self._tats.items() if t > now_us}
+        self._denials = {k: t for k, t in self._denials.items() if t > now_us}
+        self._sets = {k: s for k, s in self._sets.items() if s.expires_us > now_us}
+        self._blocks = {
+            k: b
+            for k, b in self._blocks.items()
+            if b.until_us < 0 or b.until_us > now_us
+        }
+        self._strikes = {k: s for k, s in self._strikes.items() if s[1] > now_us}
+
+
+def _denying_keys(denied: list[tuple[int, Check]]) -> list[tuple[LimitKey, Reason]]:
+    """Each denying key once, with the first limit that denied it."""
+    seen: dict[LimitKey, Reason] = {}
+    for _, check in denied:
+        seen.setdefault(check.key, check.reason)
+    return list(seen.items())
+
+
+def _info(key: LimitKey, block: _Block) -> BlockInfo:
+    return BlockInfo(
+        key=key.name,
+        kind=key.kind,
+        reason=block.reason,
+        since=us_to_s(block.since_us),
+        until=None if block.until_us < 0 else us_to_s(block.until_us),
+        strikes=block.strikes,
+    )

@@ -1,0 +1,166 @@
+"""The Lua script that evaluates a :class:`~callnowd.limits.ratelimit.Plan` in Redis.
+
+It mirrors :class:`~callnowd.limits.memory.MemoryRateLimitStore` step by step:
+blocks first, then every check without writing, then either all writes or the
+escalation of the denying keys. One script call is one atomic step in Redis.
+
+All times are integer microseconds held in Lua doubles (exact below 2**53, i.e.
+for the next ~285 years of Unix time). Numbers are written back with
+``string.format('%.0f')``: Lua's default number-to-string conversion keeps only
+14 significant digits, which would round a microsecond timestamp.
+
+Clock: ARGV[1] is ``now`` in microseconds, or -1 to use Redis ``TIME``. Daemons
+sharing a Redis pass -1, so one clock (the Redis server's) orders every request
+whatever the skew between the daemons' clocks; tests pass a ``now`` so the same
+contract tests drive both stores. Key expiries are garbage collection only:
+every decision compares stored times with ``now``, so a passed ``now`` and Redis's
+own expiry never disagree about an answer.
+
+KEYS: for each key identity i: block hash, strikes hash, denials TAT; then one
+state key per check. ARGV: now, #identities, #checks, escalation on (0/1),
+denial emission_us, denial tolerance_us, block_us, strike memory_us; then per
+identity: escalates (0/1), kind, digest; then per check: type ('b' bucket or
+'d' distinct), identity index, emission_us or limit, tolerance_us or window_us,
+member, reason.
+
+Returns {status, index, retry_us, now_us, #new blocks, then per new block:
+identity index, check index, until_us, strikes}; status 0 allowed, 1 denied by
+check ``index``, 2 blocked identity ``index`` (retry_us -1 when permanent).
+"""
+
+from __future__ import annotations
+
+GCRA_SCRIPT = """
+local function fmt(x) return string.format('%.0f', x) end
+local function ttl_ms(us) return fmt(math.max(1, math.ceil(us / 1000))) end
+local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local nid = tonumber(ARGV[2])
+local nck = tonumber(ARGV[3])
+local a0 = 8 + 3 * nid
+local k0 = 3 * nid
+
+local bidx, buntil = 0, 0
+for i = 1, nid do
+  local u = redis.call('HGET', KEYS[3 * i - 2], 'until')
+  if u then
+    u = tonumber(u)
+    if u < 0 or u > now then
+      if bidx == 0 or (u < 0 and buntil >= 0) or (buntil >= 0 and u > buntil) then
+        bidx, buntil = i, u
+      end
+    end
+  end
+end
+if bidx > 0 then
+  local retry = -1
+  if buntil >= 0 then retry = buntil - now end
+  return {2, bidx, retry, now, 0}
+end
+
+local worst, wretry = 0, 0
+local denied = {}
+local commits = {}
+for j = 1, nck do
+  local o = a0 + 6 * (j - 1)
+  local key = KEYS[k0 + j]
+  local p1, p2 = tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
+  local retry, val = 0, 0
+  if ARGV[o + 1] == 'b' then
+    local b = now
+    local tat = redis.call('GET', key)
+    if tat then
+      tat = tonumber(tat)
+      if tat > now then b = tat end
+    end
+    local newtat = b + p1
+    local allow_at = newtat - p2
+    if allow_at > now then retry = allow_at - now else val = newtat end
+  else
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - p2))
+    if not redis.call('ZSCORE', key, ARGV[o + 5]) then
+      if redis.call('ZCARD', key) >= p1 then
+        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        retry = tonumber(oldest[2]) + p2 - now
+      end
+    end
+  end
+  if retry > 0 then
+    denied[#denied + 1] = j
+    if retry > wretry then worst, wretry = j, retry end
+  else
+    commits[#commits + 1] = {j, val}
+  end
+end
+
+if #denied == 0 then
+  for _, c in ipairs(commits) do
+    local j = c[1]
+    local o = a0 + 6 * (j - 1)
+    local key = KEYS[k0 + j]
+    if ARGV[o + 1] == 'b' then
+      redis.call('SET', key, fmt(c[2]), 'PX', ttl_ms(c[2] - now))
+    else
+      redis.call('ZADD', key, fmt(now), ARGV[o + 5])
+      redis.call('PEXPIRE', key, ttl_ms(tonumber(ARGV[o + 4])))
+    end
+  end
+  return {0, 0, 0, now, 0}
+end
+
+local out = {1, worst, wretry, now, 0}
+if ARGV[4] == '1' then
+  local seen = {}
+  for _, j in ipairs(denied) do
+    local o = a0 + 6 * (j - 1)
+    local i = tonumber(ARGV[o + 2])
+    local io = 8 + 3 * (i - 1)
+    if not seen[i] and ARGV[io + 1] == '1' then
+      seen[i] = true
+      local dkey = KEYS[3 * i]
+      local b = now
+      local tat = redis.call('GET', dkey)
+      if tat then
+        tat = tonumber(tat)
+        if tat > now then b = tat end
+      end
+      local newtat = b + tonumber(ARGV[5])
+      if newtat - tonumber(ARGV[6]) <= now then
+        redis.call('SET', dkey, fmt(newtat), 'PX', ttl_ms(newtat - now))
+      else
+        redis.call('DEL', dkey)
+        local skey = KEYS[3 * i - 1]
+        local strikes = 1
+        local sexp = tonumber(redis.call('HGET', skey, 'expires') or '0')
+        if sexp > now then
+          strikes = tonumber(redis.call('HGET', skey, 'count') or '0') + 1
+        end
+        local memory = tonumber(ARGV[8])
+        redis.call('HSET', skey, 'count', strikes, 'expires', fmt(now + memory))
+        redis.call('PEXPIRE', skey, ttl_ms(memory))
+        local untl = -1
+        if strikes < 2 then untl = now + tonumber(ARGV[7]) end
+        local bkey = KEYS[3 * i - 2]
+        redis.call('HSET', bkey, 'kind', ARGV[io + 2], 'digest', ARGV[io + 3],
+          'reason', ARGV[o + 6], 'since', fmt(now), 'until', fmt(untl),
+          'strikes', strikes)
+        if untl >= 0 then
+          redis.call('PEXPIRE', bkey, ttl_ms(untl - now))
+        else
+          redis.call('PERSIST', bkey)
+        end
+        out[5] = out[5] + 1
+        out[#out + 1] = i
+        out[#out + 1] = j
+        out[#out + 1] = untl
+        out[#out + 1] = strikes
+      end
+    end
+    seen[i] = true
+  end
+end
+return out
+"""

@@ -1,0 +1,102 @@
+"""The Redis store against a real redis-server: the shared contract, NOSCRIPT, HMAC keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from callnowd.limits.ratelimit import Plan, Reason
+from callnowd.limits.redis import (
+    RedisAddress,
+    RedisRateLimitStore,
+    connect_redis,
+    parse_redis_url,
+)
+from tests.limits.contract import T0, RateLimitStoreContract, bucket
+from tests.redis_server import SKIP_REASON, RedisServer
+
+
+class RedisTestCase(TestCase):
+    """Starts a redis-server per test and closes every connection afterwards."""
+
+    if SKIP_REASON:
+        skip = SKIP_REASON
+
+    def setUp(self) -> None:
+        self.server = RedisServer()
+        self.server.start()
+        self.addCleanup(self.server.cleanup)
+
+    def connect(self) -> Any:
+        connection = connect_redis(reactor, RedisAddress("127.0.0.1", self.server.port))
+        self.addCleanup(connection.disconnect)
+        return connection
+
+    def redis_store(self, **kw: Any) -> RedisRateLimitStore:
+        kw.setdefault("server_time", False)
+        kw.setdefault("timeout", 2.0)
+        return RedisRateLimitStore(self.connect(), reactor, **kw)
+
+
+class RedisStoreContractTests(RateLimitStoreContract, RedisTestCase):
+    def make_store(self) -> RedisRateLimitStore:
+        return self.redis_store()
+
+
+class RedisStoreTests(RedisTestCase):
+    async def test_noscript_recovery(self) -> None:
+        """After SCRIPT FLUSH the cached EVALSHA fails with NOSCRIPT and EVAL recovers."""
+        store = self.redis_store()
+        self.assertTrue((await store.evaluate(Plan((bucket(),)), T0)).verdict.allowed)
+        self.assertTrue((await store.evaluate(Plan((bucket(),)), T0)).verdict.allowed)
+        self.assertEqual(self.server.command("SCRIPT", "FLUSH"), b"+OK\r\n")
+        outcome = await store.evaluate(Plan((bucket(),)), T0)
+        self.assertTrue(outcome.verdict.allowed)
+        self.assertFalse((await store.evaluate(Plan((bucket(),)), T0)).verdict.allowed)
+        stats = self.server.command("INFO", "commandstats").decode()
+        evalsha = next(
+            line for line in stats.splitlines() if line.startswith("cmdstat_evalsha")
+        )
+        evals = next(
+            line for line in stats.splitlines() if line.startswith("cmdstat_eval:")
+        )
+        # One EVALSHA was refused (NOSCRIPT); EVAL ran twice: first use and recovery.
+        self.assertIn("failed_calls=1", evalsha)
+        self.assertIn("calls=2,", evals)
+
+    async def test_server_time(self) -> None:
+        """With server_time the passed `now` is ignored and Redis TIME drives the bucket."""
+        store = self.redis_store(server_time=True)
+        for now in (0.0, 5.0, -100.0):
+            self.assertTrue(
+                (
+                    await store.evaluate(Plan((bucket(period=3600),)), now)
+                ).verdict.allowed
+            )
+        verdict = (await store.evaluate(Plan((bucket(period=3600),)), 10.0**9)).verdict
+        self.assertEqual(verdict.reason, Reason.IP)
+        assert verdict.retry_after is not None
+        self.assertTrue(1100 < verdict.retry_after <= 1200)
+
+    def test_parse_url(self) -> None:
+        """redis:// and rediss:// URLs give host, port, db, credentials and TLS."""
+        self.assertEqual(
+            parse_redis_url("redis://r.example"), RedisAddress("r.example")
+        )
+        address = parse_redis_url("rediss://u:p%40ss@10.0.0.1:6380/2")
+        self.assertEqual(
+            (
+                address.host,
+                address.port,
+                address.db,
+                address.username,
+                address.password,
+                address.tls,
+            ),
+            ("10.0.0.1", 6380, 2, "u", "p@ss", True),
+        )
+        self.assertNotIn("p@ss", repr(address))
+        for bad in ("http://x", "redis://", "redis://h/x", "redis://h:99999"):
+            self.assertRaises(ValueError, parse_redis_url, bad)
