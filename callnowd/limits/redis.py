@@ -17,9 +17,7 @@ down. A timeout, a lost or refused connection or an error reply becomes
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import attrs
 import txredisapi
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
@@ -45,57 +43,9 @@ from callnowd.limits.ratelimit import (
     us_to_s,
 )
 from callnowd.limits.redis_script import GCRA_SCRIPT
+from callnowd.limits.settings import RedisAddress
 
 log = Logger()
-
-
-@attrs.frozen
-class RedisAddress:
-    """Where Redis is, read from a ``redis://`` or ``rediss://`` URL.
-
-    Attributes:
-        host: host name or address.
-        port: TCP port.
-        db: database number.
-        username: ACL user, or None.
-        password: password, or None.
-        tls: True for ``rediss://`` (certificate verified for ``host``).
-    """
-
-    host: str
-    port: int = 6379
-    db: int = 0
-    username: str | None = None
-    password: str | None = attrs.field(default=None, repr=False)
-    tls: bool = False
-
-
-def parse_redis_url(url: str) -> RedisAddress:
-    """Read ``redis://[user:password@]host[:port][/db]`` (or ``rediss://``).
-
-    Raises:
-        ValueError: not such a URL.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError(
-            f"must be redis://host[:port][/db] or rediss://..., not {url!r}"
-        )
-    path = parts.path.strip("/")
-    if path and not path.isdigit():
-        raise ValueError(f"the database must be a number, not {path!r}")
-    try:
-        port = parts.port or 6379
-    except ValueError as e:
-        raise ValueError(f"bad port in the Redis URL: {e}") from e
-    return RedisAddress(
-        host=parts.hostname,
-        port=port,
-        db=int(path or 0),
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-        tls=parts.scheme == "rediss",
-    )
 
 
 def connect_redis(

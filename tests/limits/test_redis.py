@@ -8,12 +8,8 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from callnowd.limits.ratelimit import Plan, Reason
-from callnowd.limits.redis import (
-    RedisAddress,
-    RedisRateLimitStore,
-    connect_redis,
-    parse_redis_url,
-)
+from callnowd.limits.redis import RedisRateLimitStore, connect_redis
+from callnowd.limits.settings import RedisAddress, parse_redis_url
 from tests.limits.contract import T0, RateLimitStoreContract, bucket
 from tests.redis_server import SKIP_REASON, RedisServer
 
