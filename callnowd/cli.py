@@ -18,7 +18,7 @@ import phonenumbers
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from callnowd import checks
+from callnowd import checks, cli_rules
 from callnowd.calls.requests import new_request_id
 from callnowd.config import Config, ConfigError, default_config_path, load_config
 from callnowd.models import (
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--clear-windows", action="store_true", help="remove all windows"
     )
 
+    cli_rules.add_commands(commands)
     commands.add_parser("demo", help="provision the demo extension (idempotent)")
     return parser
 
@@ -173,6 +174,8 @@ _PREFERENCE_FLAGS = (
     ("--ask-name", "ask_name", "ask for the caller's name"),
     ("--captcha", "image_validation", "image validation"),
     ("--one-step", "one_step_enabled", "allow the one-step link"),
+    ("--reject-when-busy", "reject_when_busy", "reject while I am on the phone"),
+    ("--show-hours", "show_hours", "show my hours on the public page"),
 )
 
 
@@ -189,14 +192,23 @@ def _extension_options(parser: argparse.ArgumentParser, *, required: bool) -> No
 # -- commands ---------------------------------------------------------------------
 
 
-async def run_command(args: argparse.Namespace, store: Store, config: Config) -> str:
+async def run_command(
+    args: argparse.Namespace, store: Store, config: Config, now: float | None = None
+) -> str:
     """Run one parsed command against ``store`` and return what to print.
+
+    ``now`` (POSIX time) stamps new rules and is the default instant of
+    ``rules test``; the system clock when omitted.
 
     Raises:
         CliError: an unknown extension, a duplicate number or CallNow ID.
     """
     try:
+        if args.command in cli_rules.COMMANDS:
+            return await cli_rules.run(args, store, now)
         return await _dispatch(args, store, config)
+    except cli_rules.RulesCliError as e:
+        raise CliError(str(e)) from e
     except UnknownExtension as e:
         raise CliError(f"no extension {e.number}") from e
     except DuplicateExtension as e:
@@ -334,6 +346,7 @@ def describe(extension: Extension, config: Config) -> str:
     """Everything about one extension, with its CallNow URLs."""
     p = extension.preferences
     windows = ", ".join(format_window(w) for w in p.windows) or "(none)"
+    holidays = ", ".join(d.isoformat() for d in sorted(p.holidays)) or "(none)"
     yes = {True: "yes", False: "no"}
     lines = [
         f"extension:        {extension.number}",
@@ -351,6 +364,9 @@ def describe(extension: Extension, config: Config) -> str:
         f"ask caller name:  {yes[p.ask_name]}",
         f"image validation: {yes[p.image_validation]}",
         f"one-step link:    {yes[p.one_step_enabled]}",
+        f"reject when busy: {yes[p.reject_when_busy]}",
+        f"show my hours:    {yes[p.show_hours]}",
+        f"holidays:         {holidays}",
         f"public message:   {p.public_message!r}",
     ]
     lines.extend(f"URL:              {url}" for url in callnow_urls(extension, config))
