@@ -46,6 +46,8 @@ from callnowd.limits.redis_script import GCRA_SCRIPT
 from callnowd.limits.settings import RedisAddress
 
 log = Logger()
+# Bytes once: txredisapi's eval() would encode the text on every call.
+GCRA_SCRIPT_BYTES = GCRA_SCRIPT.encode()
 
 
 def connect_redis(
@@ -171,7 +173,10 @@ class RedisRateLimitStore:
             else:
                 args += ["d", index[c.key], c.limit, c.window_us, c.member]
             args.append(c.reason.value)
-        reply = await self._call("evaluate", self._redis.eval(GCRA_SCRIPT, keys, args))
+        packed = "".join(f"{a}\t" for a in args)
+        reply = await self._call(
+            "evaluate", self._redis.eval(GCRA_SCRIPT_BYTES, keys, [packed])
+        )
         return _outcome(plan, idents, [int(x) for x in reply])
 
     async def list_blocks(self, now: float) -> list[BlockInfo]:
