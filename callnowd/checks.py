@@ -15,6 +15,11 @@ from twisted.internet import endpoints
 from twisted.internet.testing import MemoryReactor
 
 from callnowd.ami.sim_config import OwnerScript, VisitorScript
+from callnowd.limits.destination_policy import (
+    parse_number_types,
+    parse_prefixes,
+    parse_regions,
+)
 from callnowd.store.open import parse_store_url
 
 _INSTANCE_RE = re.compile(r"[a-z0-9]{0,12}")
@@ -136,6 +141,21 @@ def visitor_scripts(value: dict[str, str]) -> None:
 def visitor_script(value: str) -> None:
     """One simulator visitor script, e.g. ``busy`` or ``answer talk_seconds=5``."""
     VisitorScript.parse(value)
+
+
+def regions(value: tuple[str, ...]) -> None:
+    """Region codes such as US, GB (``001``: non-geographic numbers)."""
+    parse_regions(value)
+
+
+def number_types(value: tuple[str, ...]) -> None:
+    """Phonenumbers number type names such as PREMIUM_RATE."""
+    parse_number_types(value)
+
+
+def prefixes(value: tuple[str, ...]) -> None:
+    """E.164 prefixes such as +1900."""
+    parse_prefixes(value)
 
 
 def region(value: str) -> None:

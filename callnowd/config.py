@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from callnowd import checks
+from callnowd.limits.destination_policy import DEFAULT_REFUSED_TYPES
 
 
 class ConfigError(Exception):
@@ -99,6 +100,7 @@ class AsteriskConfig:
     originate_application: bool = False
     ring_timeout: int = _field(30, checks.positive)
     user_event_visitor: bool = False
+    hint_context: str = _field("default", checks.ami_word)
 
 
 @attrs.frozen
@@ -131,6 +133,15 @@ class SimulatorConfig:
 
 
 @attrs.frozen
+class DestinationsConfig:
+    """Which numbers may be called back (THREATS.md §1)."""
+
+    allowed_regions: tuple[str, ...] = _field((), checks.regions)
+    refused_types: tuple[str, ...] = _field(DEFAULT_REFUSED_TYPES, checks.number_types)
+    blocked_prefixes: tuple[str, ...] = _field((), checks.prefixes)
+
+
+@attrs.frozen
 class MetricsConfig:
     """The Prometheus endpoint."""
 
@@ -151,6 +162,7 @@ class Config:
     calls: CallsConfig = CallsConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     metrics: MetricsConfig = MetricsConfig()
+    destinations: DestinationsConfig = DestinationsConfig()
 
 
 T = TypeVar("T")

@@ -18,13 +18,16 @@ from twisted.logger import Logger
 from twisted.web.server import Site
 from typing_extensions import override
 
+from callnowd.ami.presence import ExtensionPresence
 from callnowd.background import run_in_background
+from callnowd.calls.intake import Intake
 from callnowd.config import Config
 from callnowd.http.captcha import CaptchaChallenges
 from callnowd.http.csrf import CsrfTokens
 from callnowd.http.public import PublicPages, PublicSettings
 from callnowd.http.render import Templates
 from callnowd.http.site import CallNowSite
+from callnowd.limits.destination_policy import DestinationPolicy, policy_from_config
 from callnowd.listening import ListeningService
 from callnowd.metrics import Metrics
 from callnowd.pbx_services import PbxParts, build_pbx
@@ -33,6 +36,17 @@ from callnowd.store.interface import Store
 from callnowd.store.open import open_store
 
 log = Logger()
+
+
+def destination_policy(config: Config) -> DestinationPolicy:
+    """The destination policy of ``[destinations]``, home region ``[phone]``'s."""
+    d = config.destinations
+    return policy_from_config(
+        home_region=config.phone.default_region,
+        allowed_regions=d.allowed_regions or None,
+        refused_types=d.refused_types,
+        blocked_prefixes=d.blocked_prefixes,
+    )
 
 
 class StoreService(Service):
@@ -51,11 +65,11 @@ class CallNowService(MultiService):
     """The daemon: its children, plus handles the tests and the CLI use."""
 
     pbx: PbxParts
+    pages: PublicPages
 
-    def __init__(self, store: Store, pages: PublicPages) -> None:
+    def __init__(self, store: Store) -> None:
         super().__init__()
         self.store = store
-        self.pages = pages
 
 
 def build_service(config: Config, reactor: Any) -> CallNowService:
@@ -74,49 +88,55 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
     base_dir = Path.cwd()
     store = open_store(cast(IReactorCore, reactor), config.store.url, base_dir)
     secret = load_or_create_secret(base_dir / config.public.secret_file)
-    settings = PublicSettings(
-        default_region=config.phone.default_region,
-        one_step_window=config.public.one_step_window,
-        status_refresh=config.public.status_refresh,
-        secure_cookies=config.http.public_url.startswith("https:"),
-        test_hooks=config.http.test_hooks,
-    )
-    pages = PublicPages(
-        store=store,
-        clock=reactor,
-        settings=settings,
-        csrf=CsrfTokens(secret),
-        captchas=CaptchaChallenges(
-            reactor, config.public.captcha_ttl, config.public.captcha_length
-        ),
-        templates=Templates(),
-        blocking=lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f),
-        readiness={"store": store.ping},
-    )
-    root = CallNowService(store, pages)
+    root = CallNowService(store)
     StoreService(store).setServiceParent(root)
     metrics = Metrics()
     parts = build_pbx(config, reactor, store, root, metrics.transition)
-    metrics.watch(lambda: parts.client.connected, lambda: parts.flow.in_flight)
-    pages.add_listener(metrics.request_created)
-    pages.on_refusal = metrics.refused
-    ListeningService(
-        "Metrics",
-        endpoints.serverFromString(reactor, config.metrics.listen),
-        Site(metrics.resource(), reactor=reactor),
-    ).setServiceParent(root)
     root.pbx = parts
-    pages.add_listener(
+    metrics.watch(lambda: parts.client.connected, lambda: parts.flow.in_flight)
+    intake = Intake(
+        store,
+        destination_policy(config),
+        ExtensionPresence(parts.client, config.asterisk.hint_context),
+        config.public.one_step_window,
+    )
+    intake.joiner = parts.flow.find_joinable
+    intake.listeners.append(metrics.request_created)
+    intake.listeners.append(
         lambda request: run_in_background(log, "dispatch", parts.flow.dispatch(request))
     )
-    pages.joiner = parts.flow.find_joinable
     client = parts.client
 
     async def ami_ready() -> None:
         if not client.connected:
             raise ConnectionError("no logged-in AMI session")
 
-    pages.add_readiness("ami", ami_ready)
+    pages = PublicPages(
+        store=store,
+        clock=reactor,
+        settings=PublicSettings(
+            default_region=config.phone.default_region,
+            one_step_window=config.public.one_step_window,
+            status_refresh=config.public.status_refresh,
+            secure_cookies=config.http.public_url.startswith("https:"),
+            test_hooks=config.http.test_hooks,
+        ),
+        csrf=CsrfTokens(secret),
+        captchas=CaptchaChallenges(
+            reactor, config.public.captcha_ttl, config.public.captcha_length
+        ),
+        templates=Templates(),
+        blocking=lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f),
+        intake=intake,
+        readiness={"store": store.ping, "ami": ami_ready},
+    )
+    pages.on_refusal = metrics.refused
+    root.pages = pages
+    ListeningService(
+        "Metrics",
+        endpoints.serverFromString(reactor, config.metrics.listen),
+        Site(metrics.resource(), reactor=reactor),
+    ).setServiceParent(root)
     site = CallNowSite(
         pages.app.resource(), max_body=config.http.max_body_bytes, reactor=reactor
     )

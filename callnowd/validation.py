@@ -73,13 +73,7 @@ def normalize_phone(raw: str, default_region: str) -> str:
     Raises:
         FieldError: empty, too long, with other characters, or not a valid number.
     """
-    text = raw.strip(" ")
-    if not text:
-        raise FieldError("phone", "Please enter your phone number.")
-    if len(text) > PHONE_INPUT_MAX or not _PHONE_INPUT_RE.fullmatch(text):
-        raise FieldError(
-            "phone", "Enter a phone number using digits, spaces and + ( ) . - only."
-        )
+    text = check_phone_text(raw)
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as e:
@@ -87,6 +81,22 @@ def normalize_phone(raw: str, default_region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         raise FieldError("phone", "This is not a valid phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_phone_text(raw: str) -> str:
+    """The number as typed, trimmed, if it is made of phone-number characters.
+
+    Raises:
+        FieldError: empty, longer than 32 characters, or with other characters.
+    """
+    text = raw.strip(" ")
+    if not text:
+        raise FieldError("phone", "Please enter your phone number.")
+    if len(text) > PHONE_INPUT_MAX or not _PHONE_INPUT_RE.fullmatch(text):
+        raise FieldError(
+            "phone", "Enter a phone number using digits, spaces and + ( ) . - only."
+        )
+    return text
 
 
 def mask_phone(e164: str) -> str:

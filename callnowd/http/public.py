@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from importlib.resources import files
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import attrs
 import phonenumbers
@@ -21,16 +23,27 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from callnowd.calls.requests import new_request
+from callnowd.calls.intake import DestinationRefused, Intake
 from callnowd.http.captcha import CaptchaChallenges, render_audio, render_image
 from callnowd.http.csrf import COOKIE_NAME, CsrfTokens
 from callnowd.http.forms import BadInput, form_params, query_params
 from callnowd.http.render import Templates
 from callnowd.http.status import status_json, status_page_context
-from callnowd.models import CALLNOW_ID_RE, CallRequest, Extension, RequestSource
-from callnowd.rules.availability import is_accepting
+from callnowd.models import (
+    CALLNOW_ID_RE,
+    CallRequest,
+    Extension,
+    RequestSource,
+    RequestState,
+)
+from callnowd.rules.availability import (
+    describe_window,
+    is_accepting,
+    is_available,
+    next_available,
+)
 from callnowd.store.interface import Store
-from callnowd.validation import FieldError, normalize_name, normalize_phone
+from callnowd.validation import FieldError, check_phone_text, normalize_name
 
 FORM_FIELDS = ("csrf", "captcha_id", "captcha", "phone", "name")
 ONE_STEP_FIELDS = ("call", "myname", "phone")
@@ -38,9 +51,6 @@ HTML = b"text/html; charset=utf-8"
 JSON = b"application/json"
 
 Blocking = Callable[[Callable[[], bytes]], Deferred[bytes]]
-RequestListener = Callable[[CallRequest], object]
-# Finds an open request of the same visitor and extension, to join instead of dialling.
-Joiner = Callable[[str, str], Awaitable[CallRequest | None]]
 
 
 @attrs.frozen
@@ -79,15 +89,10 @@ class PublicPages:
     _captchas: CaptchaChallenges
     _templates: Templates
     _blocking: Blocking
+    _intake: Intake
     _readiness: dict[str, Callable[[], Awaitable[None]]] = attrs.Factory(dict)
-    _listeners: list[RequestListener] = attrs.Factory(list)
-    joiner: Joiner | None = None
     # Told the reason of every submission refused before storing (metrics).
     on_refusal: Callable[[str], object] | None = None
-
-    def add_listener(self, listener: RequestListener) -> None:
-        """Call ``listener`` with every request created (the dispatcher hooks here)."""
-        self._listeners.append(listener)
 
     def add_readiness(self, name: str, check: Callable[[], Awaitable[None]]) -> None:
         """Add a named check to ``/readyz``; it raises when not ready."""
@@ -102,9 +107,9 @@ class PublicPages:
             params = query_params(request, ONE_STEP_FIELDS)
         except BadInput as e:
             return self._bad_input(request, e)
-        extension = await self._accepting(params.get("call", ""))
-        if extension is None:
-            return self._unavailable(request)
+        extension = await self._find(params.get("call", ""))
+        if extension is None or not self._open(extension):
+            return self._unavailable(request, extension)
         if "phone" not in params and "myname" not in params:
             return self._form(request, extension)
         values = {"phone": params.get("phone", ""), "name": params.get("myname", "")}
@@ -122,23 +127,24 @@ class PublicPages:
         except FieldError as e:
             self._refused(f"invalid_{e.field}")
             return self._form(request, extension, values, {e.field: e.message}, 400)
-        created = await self._create(extension, phone, name, RequestSource.ONE_STEP)
-        return self._see_other(request, created)
+        return await self._take(
+            request, extension, values, phone, name, RequestSource.ONE_STEP
+        )
 
     @app.route("/callnow/<callnow_id>", methods=["GET", "HEAD"])
     async def page(self, request: IRequest, callnow_id: str) -> bytes:
         """The public form of one extension."""
-        extension = await self._accepting(callnow_id)
-        if extension is None:
-            return self._unavailable(request)
+        extension = await self._find(callnow_id)
+        if extension is None or not self._open(extension):
+            return self._unavailable(request, extension)
         return self._form(request, extension)
 
     @app.route("/callnow/<callnow_id>", methods=["POST"])
     async def submit(self, request: IRequest, callnow_id: str) -> bytes:
         """The form's submission: validate, store, send the visitor to the status."""
-        extension = await self._accepting(callnow_id)
-        if extension is None:
-            return self._unavailable(request)
+        extension = await self._find(callnow_id)
+        if extension is None or not self._open(extension):
+            return self._unavailable(request, extension)
         try:
             form = form_params(request, FORM_FIELDS)
         except BadInput as e:
@@ -168,8 +174,9 @@ class PublicPages:
             for field in errors:
                 self._refused(f"invalid_{field}")
             return self._form(request, extension, values, errors, 400)
-        created = await self._create(extension, phone, name, RequestSource.FORM)
-        return self._see_other(request, created)
+        return await self._take(
+            request, extension, values, phone, name, RequestSource.FORM
+        )
 
     # -- status ------------------------------------------------------------------
 
@@ -249,60 +256,50 @@ class PublicPages:
 
     # -- helpers ---------------------------------------------------------------
 
-    async def _accepting(self, callnow_id: str) -> Extension | None:
+    async def _find(self, callnow_id: str) -> Extension | None:
         if not CALLNOW_ID_RE.fullmatch(callnow_id):
             return None
-        extension = await self._store.find_by_callnow_id(callnow_id)
-        if extension is None or not is_accepting(
+        return await self._store.find_by_callnow_id(callnow_id)
+
+    def _open(self, extension: Extension) -> bool:
+        return is_accepting(
             extension.preferences, extension.timezone, self._clock.seconds()
-        ):
-            return None
-        return extension
+        )
 
     def _validate(
         self, extension: Extension, values: dict[str, str]
     ) -> tuple[str, str | None]:
-        phone = normalize_phone(values["phone"], self._settings.default_region)
+        """The number as typed (checked for its characters) and the valid name."""
+        phone = check_phone_text(values["phone"])
         raw_name = values["name"]
         if not raw_name.strip() and not extension.preferences.ask_name:
             return phone, None
         return phone, normalize_name(raw_name)
 
-    async def _create(
+    async def _take(
         self,
+        request: IRequest,
         extension: Extension,
+        values: dict[str, str],
         phone: str,
         name: str | None,
         source: RequestSource,
-    ) -> CallRequest:
-        if self.joiner is not None:
-            joined = await self.joiner(extension.number, phone)
-            if joined is not None:
-                self.log.info(
-                    "Request for extension {extension} joins open request {request_id}",
-                    extension=extension.number,
-                    request_id=joined.id,
-                )
-                return joined
-        now = self._clock.seconds()
-        one_step = source is RequestSource.ONE_STEP
-        request, event = new_request(
-            extension, phone, name, source, now, dedupe=one_step
-        )
-        since = now - self._settings.one_step_window if one_step else None
-        stored, created = await self._store.create_request(
-            request, event, dedupe_since=since
-        )
-        if created:
-            self.log.info(
-                "Call request {request_id} received for extension {extension}",
-                request_id=stored.id,
-                extension=stored.extension,
-                source=source.value,
+    ) -> bytes:
+        """Hand a checked submission to the intake; answer what became of it."""
+        try:
+            outcome = await self._intake.submit(
+                extension, phone, name, source, self._clock.seconds()
             )
-            for listener in self._listeners:
-                listener(stored)
-        return stored
+        except FieldError as e:
+            self._refused(f"invalid_{e.field}")
+            return self._form(request, extension, values, {e.field: e.message}, 400)
+        except DestinationRefused as e:
+            self._refused(f"destination_{e.reason}")
+            return self._form(request, extension, values, {"phone": e.message}, 400)
+        if outcome.request.state is RequestState.REJECTED:
+            # Stored with its reason; the visitor gets the uniform answer.
+            return self._unavailable(request, extension)
+        return self._see_other(request, outcome.request)
 
     def _form(
         self,
@@ -367,17 +364,45 @@ class PublicPages:
         if self.on_refusal is not None:
             self.on_refusal(reason)
 
-    def _unavailable(self, request: IRequest) -> bytes:
+    def _unavailable(
+        self, request: IRequest, extension: Extension | None = None
+    ) -> bytes:
         # One answer, same status and body, for unknown, disabled and not-accepting
-        # links, so the page tells nothing about which it is.
+        # links (and requests the rules refused), so the page tells nothing about
+        # which it is -- except the hours, for an owner who chose to show them.
         self._refused("unavailable")
         request.setResponseCode(404)
-        return self._notice(
+        return self._html(
             request,
-            "This link is not available",
-            "The person you are trying to reach cannot take call requests "
+            "notice.html",
+            title="This link is not available",
+            text="The person you are trying to reach cannot take call requests "
             "through this link right now.",
+            hours=self._hours(extension),
         )
+
+    def _hours(self, extension: Extension | None) -> list[str]:
+        """The owner's hours, when he shows them and is outside them now."""
+        if extension is None:
+            return []
+        prefs = extension.preferences
+        now = self._clock.seconds()
+        if (
+            not prefs.show_hours
+            or not prefs.enabled
+            or prefs.reject_all
+            or not prefs.availability_enabled
+            or is_available(prefs, extension.timezone, now)
+        ):
+            return []
+        lines = [
+            f"{describe_window(w)} ({extension.timezone} time)" for w in prefs.windows
+        ]
+        upcoming = next_available(prefs, extension.timezone, now)
+        if upcoming is not None:
+            local = datetime.fromtimestamp(upcoming, ZoneInfo(extension.timezone))
+            lines.append(f"Next available: {local:%A %d %B, %H:%M}")
+        return lines
 
     def _bad_input(self, request: IRequest, error: BadInput) -> bytes:
         self._refused("bad_input")

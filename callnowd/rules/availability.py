@@ -177,6 +177,25 @@ def format_window(window: Window) -> str:
     return f"{days} {window.start:%H:%M}-{window.end:%H:%M}"
 
 
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def describe_window(window: Window) -> str:
+    """A window for people, runs of days collapsed: ``Mon-Fri 09:00-17:00``."""
+    days = sorted(window.days)
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    names = ", ".join(
+        _DAY_NAMES[r[0]] if len(r) == 1 else f"{_DAY_NAMES[r[0]]}-{_DAY_NAMES[r[-1]]}"
+        for r in runs
+    )
+    return f"{names} {window.start:%H:%M}-{window.end:%H:%M}"
+
+
 def parse_holiday(text: str) -> date:
     """Parse a holiday written ``YYYY-MM-DD``.
 

@@ -13,10 +13,12 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from callnowd.calls.intake import Intake
 from callnowd.http.captcha import CaptchaChallenges
 from callnowd.http.csrf import CsrfTokens
 from callnowd.http.public import PublicPages, PublicSettings
 from callnowd.http.render import Templates
+from callnowd.limits.destination_policy import DestinationPolicy
 from callnowd.models import Extension, Preferences
 from tests.fakes import MemoryStore
 
@@ -39,6 +41,18 @@ def extension(callnow_id: str = "john", **prefs: Any) -> Extension:
     )
 
 
+class FakePresence:
+    """Busy or not, as the test says; records the dial strings asked about."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.asked: list[str] = []
+
+    async def is_busy(self, dial_string: str) -> bool:
+        self.asked.append(dial_string)
+        return self.busy
+
+
 def _now_blocking(f: Callable[[], bytes]) -> Deferred[bytes]:
     return succeed(f())
 
@@ -54,6 +68,10 @@ class PagesCase(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(NOW)
         self.captchas = CaptchaChallenges(self.clock, ttl=300, length=5)
+        self.presence = FakePresence()
+        self.intake = Intake(
+            self.store, DestinationPolicy(home_region="US"), self.presence, 600
+        )
         self.pages = PublicPages(
             store=self.store,
             clock=self.clock,
@@ -68,6 +86,7 @@ class PagesCase(SynchronousTestCase):
             captchas=self.captchas,
             templates=Templates(),
             blocking=_now_blocking,
+            intake=self.intake,
             readiness={"store": self.store.ping},
         )
         # StubTreq builds its methods dynamically; mypy sees none of them.

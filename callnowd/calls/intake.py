@@ -1,0 +1,190 @@
+"""Taking in a visitor's request: destination policy, rules, joining, storing.
+
+The order is: the destination policy on the number as typed (a refusal is stored
+with its reason and the visitor is told the number cannot be called); then the
+rules engine (availability, busy owner, caller rules, confirmation), whose reject is
+stored as a ``rejected`` request; only a request the rules let through may join an
+open one for the same visitor, or be stored as ``received`` and handed to the
+listeners (the dispatcher).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import attrs
+from twisted.logger import Logger
+
+from callnowd.calls.requests import new_request
+from callnowd.limits.destination_policy import DestinationPolicy
+from callnowd.limits.destinations import REASON_INVALID, check_destination
+from callnowd.models import CallRequest, Extension, RequestSource
+from callnowd.rules.callers import Action
+from callnowd.rules.engine import Decision, DecisionReason, decide_for_request
+from callnowd.store.interface import Store
+from callnowd.validation import FieldError
+
+
+class BusyProbe(Protocol):
+    """Tells whether the phone of a dial string is in a call."""
+
+    async def is_busy(self, dial_string: str) -> bool:
+        """True while the phone is in a call."""
+
+
+Joiner = Callable[[str, str], Awaitable[CallRequest | None]]
+Listener = Callable[[CallRequest], object]
+
+
+@attrs.frozen
+class Outcome:
+    """What became of a submission.
+
+    Attributes:
+        request: the stored (or joined) request.
+        created: whether it was stored now (False: joined or repeated).
+        decision: the rules' decision, when they ran.
+    """
+
+    request: CallRequest
+    created: bool
+    decision: Decision | None = None
+
+
+@attrs.frozen
+class DestinationRefused(Exception):
+    """The destination policy refused the number (already recorded)."""
+
+    reason: str
+    message: str
+
+
+class Intake:
+    """The request-taking use case, shared by the public pages (and the API).
+
+    Args:
+        store: persistence.
+        policy: the operator's destination policy.
+        presence: asks the PBX whether the owner is on the phone (optional).
+        one_step_window: seconds during which identical one-step links collapse.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        store: Store,
+        policy: DestinationPolicy,
+        presence: BusyProbe | None,
+        one_step_window: float,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._presence = presence
+        self._window = one_step_window
+        self.joiner: Joiner | None = None
+        self.listeners: list[Listener] = []
+
+    def destination(self, raw_phone: str) -> str:
+        """The E.164 number the policy allows, from the number as typed.
+
+        Raises:
+            FieldError: not a phone number at all (nothing is recorded).
+            DestinationRefused: a number the policy refuses.
+        """
+        verdict = check_destination(raw_phone, self._policy)
+        if verdict.allowed and verdict.e164 is not None:
+            return verdict.e164
+        if verdict.reason == REASON_INVALID or verdict.reason is None:
+            raise FieldError("phone", "This is not a valid phone number.")
+        raise DestinationRefused(verdict.reason, verdict.message or "")
+
+    async def submit(
+        self,
+        extension: Extension,
+        raw_phone: str,
+        name: str | None,
+        source: RequestSource,
+        now: float,
+    ) -> Outcome:
+        """Decide on and store one request.
+
+        Raises:
+            FieldError: the number is not a phone number.
+            DestinationRefused: the policy refuses the number; a ``rejected``
+                request with the reason was stored.
+        """
+        try:
+            phone = self.destination(raw_phone)
+        except DestinationRefused as refused:
+            await self._record_refusal(extension, raw_phone, name, source, now, refused)
+            raise
+        rules = await self._store.list_rules(extension.number)
+        busy = False
+        if extension.preferences.reject_when_busy and self._presence is not None:
+            busy = await self._presence.is_busy(extension.dial_string)
+        decision = decide_for_request(extension, rules, phone, name, busy, now)
+        if decision.action is not Action.REJECT and self.joiner is not None:
+            joined = await self.joiner(extension.number, phone)
+            if joined is not None:
+                self.log.info(
+                    "Request for extension {extension} joins open request {request_id}",
+                    extension=extension.number,
+                    request_id=joined.id,
+                )
+                return Outcome(joined, False, decision)
+        stored, created = await self._store_new(
+            extension, phone, name, source, now, decision
+        )
+        return Outcome(stored, created, decision)
+
+    async def _store_new(
+        self,
+        extension: Extension,
+        phone: str,
+        name: str | None,
+        source: RequestSource,
+        now: float,
+        decision: Decision,
+    ) -> tuple[CallRequest, bool]:
+        one_step = source is RequestSource.ONE_STEP
+        request, event = new_request(
+            extension, phone, name, source, now, decision=decision, dedupe=one_step
+        )
+        since = now - self._window if one_step else None
+        stored, created = await self._store.create_request(
+            request, event, dedupe_since=since
+        )
+        if created:
+            self.log.info(
+                "Call request {request_id} for extension {extension}: {decision}",
+                request_id=stored.id,
+                extension=stored.extension,
+                decision=decision.explain(),
+                source=source.value,
+            )
+            for listener in self.listeners:
+                listener(stored)
+        return stored, created
+
+    async def _record_refusal(
+        self,
+        extension: Extension,
+        raw_phone: str,
+        name: str | None,
+        source: RequestSource,
+        now: float,
+        refused: DestinationRefused,
+    ) -> None:
+        # Kept as digits only: what was typed, without anything else it contained.
+        typed = raw_phone.strip()
+        digits = ("+" if typed.startswith("+") else "") + "".join(
+            c for c in typed if c.isdigit()
+        )
+        decision = Decision(
+            action=Action.REJECT,
+            reason=DecisionReason.DESTINATION_REFUSED,
+            decided_by=f"destination_policy:{refused.reason}",
+        )
+        await self._store_new(extension, digits, name, source, now, decision)
