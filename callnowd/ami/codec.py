@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from itertools import repeat
-from operator import itemgetter
 
 import attrs
 
@@ -51,12 +49,7 @@ MAX_ACTION_LINE = 1024
 #: Asterisk's AST_MAX_MANHEADERS.
 MAX_ACTION_HEADERS = 128
 
-# One header line: name up to the first ':', value with leading blanks skipped.
-_HEADER_LINE = re.compile(r"^([^:\n]*):[ \t]*(.*)$", re.MULTILINE)
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
-_NAME = itemgetter(0)
-_SEPARATOR = itemgetter(1)
-_NAME_VALUE = itemgetter(0, 2)
 
 
 @attrs.frozen
@@ -157,23 +150,63 @@ class Message:
         return self._lookup().get("actionid")
 
 
+# Markers that stand in for line and message breaks in the fast path: after
+# ``\r\n\r\n`` -> _MESSAGE_BREAK and ``\r\n`` -> _LINE_BREAK, one split of a
+# whole block at ": " gives name, value, mark, name, value, mark, ... exactly
+# when every line holds exactly one ": " (see AmiParser._parse_fast).
+_LINE_MARK = "\x00"
+_MESSAGE_MARK = "\x01"
+_LINE_BREAK = ": \x00: "
+_MESSAGE_BREAK = ": \x01: "
+_CRLF2 = "\r\n\r\n"
+
+# Messages are built by setting the slots directly: the generated __init__ of
+# a frozen attrs class costs more than parsing a short event.
+_NEW = object.__new__
+_SET_HEADERS = Message.__dict__["headers"].__set__
+_SET_UNPARSED = Message.__dict__["unparsed"].__set__
+_SET_INDEX = Message.__dict__["_index"].__set__
+
+
+def _message_end(buffer: bytes | bytearray, start: int) -> int:
+    """Index just past the last empty line of ``buffer`` at or after ``start``; -1 if none."""
+    end = buffer.rfind(b"\n\r\n", start)
+    if end >= 0:
+        end += 3
+        other = buffer.rfind(b"\n\n", end - 1)
+    else:
+        other = buffer.rfind(b"\n\n", start)
+    if other >= 0 and other + 2 > end:
+        end = other + 2
+    return end
+
+
 class AmiParser:
     """Incremental AMI parser: feed it bytes, get complete messages back.
 
-    Lines may end in ``\\r\\n`` or a bare ``\\n``; an empty line ends a message.
-    Values have leading blanks stripped and trailing blanks kept. Bytes are
-    decoded as UTF-8 with replacement characters, so no input can make it raise
-    anything but :class:`AmiProtocolError`.
+    Lines may end in ``\\r\\n`` or a bare ``\\n`` (one trailing ``\\r`` is
+    stripped); an empty line ends a message and empty lines between messages
+    are ignored. A header is split at the first ``:``; its value has leading
+    blanks stripped and trailing blanks kept; lines without ``:`` are kept in
+    :attr:`Message.unparsed`. Bytes are decoded as UTF-8 with replacement
+    characters, so no input can make it raise anything but
+    :class:`AmiProtocolError`.
+
+    Whole reads are handled at once: Asterisk's own CRLF output takes a fast
+    path built from a few C-level string operations per read; anything else
+    (bare LF, stray blank lines, a value holding ``": "``...) takes a slower
+    line-by-line path that gives the same messages.
 
     Args:
         expect_banner: the first line is the ``Asterisk Call Manager/x`` banner
             (client side); it is stored in :attr:`banner`.
         max_line: longest accepted line, in bytes, line end excluded.
         max_headers: most lines accepted in one message.
-        max_message: largest accepted message, in bytes.
-        skip_events: called with the event name (bytes) of each message whose
-            first line is ``Event:``; True drops the message before it is
-            decoded or split into headers.
+        max_message: largest accepted message, in bytes (line ends included).
+        skip_events: called with the event name (bytes, blanks stripped) of each
+            message whose first line starts with ``Event:``; True drops the
+            message before it is decoded or split into headers. The caps still
+            apply to dropped messages.
     """
 
     def __init__(
@@ -212,21 +245,31 @@ class AmiParser:
             AmiProtocolError: a line, message or header count exceeded its cap.
         """
         buffer = self._buffer
-        start = len(buffer) - 2 if len(buffer) > 2 else 0
-        buffer += data
-        if self._want_banner and not self._read_banner():
-            return []
-        end = buffer.rfind(b"\n\n", start)
+        if self._want_banner:
+            buffer += data
+            if not self._read_banner():
+                return []
+            data = bytes(buffer)
+            buffer.clear()
+        end = _message_end(data, 0)
         if end >= 0:
-            end += 2
-        other = buffer.rfind(b"\n\r\n", start)
-        if other >= 0 and other + 3 > end:
-            end = other + 3
-        if end < 0:
-            self._check_tail()
-            return []
-        block = bytes(buffer[:end])
-        del buffer[:end]
+            # One copy: the pending bytes and the new ones up to the last end.
+            if buffer:
+                block = b"".join((buffer, memoryview(data)[:end]))
+                buffer.clear()
+            else:
+                block = data[:end] if end < len(data) else data
+            buffer += memoryview(data)[end:]
+        else:
+            # An end-of-message sequence may start in the last two old bytes.
+            start = len(buffer) - 2 if len(buffer) > 2 else 0
+            buffer += data
+            end = _message_end(buffer, start)
+            if end < 0:
+                self._check_tail()
+                return []
+            block = bytes(buffer[:end])
+            del buffer[:end]
         if len(buffer) > self._small_tail:
             self._check_tail()
         return self._parse_block(block)
@@ -248,100 +291,212 @@ class AmiParser:
         self._want_banner = False
         return True
 
+    # -- caps ------------------------------------------------------------------
+
     def _check_tail(self) -> None:
         tail = self._buffer
         if len(tail) <= self._small_tail:
             return
         if len(tail) > self._max_message:
             raise AmiProtocolError(f"message larger than {self._max_message} bytes")
-        if len(tail) - tail.rfind(b"\n") - 1 > self._max_line:
+        partial = len(tail) - tail.rfind(b"\n") - 1
+        if tail.endswith(b"\r"):
+            partial -= 1  # maybe the CR of a CRLF
+        if partial > self._max_line:
             raise AmiProtocolError(f"line longer than {self._max_line} bytes")
         if tail.count(b"\n") > self._max_headers:
             raise AmiProtocolError(f"more than {self._max_headers} lines in a message")
 
-    def _check_sizes(self, block: bytes) -> None:
-        for raw in block.split(b"\n\n"):
-            if len(raw) > self._max_message:
-                raise AmiProtocolError(f"message larger than {self._max_message} bytes")
-            if len(raw) > self._max_line and max(map(len, raw.split(b"\n"))) > (
-                self._max_line
-            ):
-                raise AmiProtocolError(f"line longer than {self._max_line} bytes")
+    def _check_block(self, block: bytes) -> None:
+        """Line and message size caps of a block of whole messages."""
+        max_line = self._max_line
+        size = len(block)
+        if size > max_line:
+            # A line longer than max_line holds a whole window of max_line // 2
+            # bytes without LF, so only such windows need a closer look.
+            step = max(max_line // 2, 1)
+            find = block.find
+            pos = 0
+            while pos + step <= size:
+                if find(b"\n", pos, pos + step) >= 0:
+                    pos += step
+                    continue
+                first = block.rfind(b"\n", 0, pos) + 1
+                last = find(b"\n", pos)
+                length = last - first - (block[last - 1] == 13 and last > first)
+                if length > max_line:
+                    raise AmiProtocolError(f"line longer than {max_line} bytes")
+                pos = last + 1
+        if size > self._max_message:
+            length = 0
+            for raw in block.split(b"\n"):
+                if raw in (b"", b"\r"):
+                    length = 0
+                    continue
+                length += len(raw) + 1
+                if length > self._max_message:
+                    raise AmiProtocolError(
+                        f"message larger than {self._max_message} bytes"
+                    )
 
-    @staticmethod
-    def _drop_skipped(block: bytes, skip: Callable[[bytes], bool]) -> bytes:
-        # Works on the raw block, before any normalisation or decoding, so a
-        # dropped event costs a split and a name lookup only.
-        separator = b"\r\n\r\n"
-        if b"\n\n" in block or not block.endswith(separator):
-            block = block.replace(b"\r\n", b"\n")
-            separator = b"\n\n"
-        line_end = separator[: len(separator) // 2]
-        kept = [
-            raw
-            for raw in block.split(separator)
-            if raw[:6] != b"Event:" or not skip(raw.partition(line_end)[0][6:].strip())
-        ]
-        return separator.join(kept)
+    def _too_many_lines(self) -> AmiProtocolError:
+        return AmiProtocolError(f"more than {self._max_headers} lines in a message")
+
+    # -- parsing ---------------------------------------------------------------
 
     def _parse_block(self, block: bytes) -> list[Message]:
-        # Lines are split once for the whole block and every per-line step runs
-        # in C (map, str methods); that is what keeps full parsing within a small
-        # factor of plain line splitting.
-        if self.skip_events is not None:
-            block = self._drop_skipped(block, self.skip_events)
-        if b"\r" in block:
-            block = block.replace(b"\r\n", b"\n")
         if len(block) > self._small:
-            self._check_sizes(block)
+            self._check_block(block)
+        skip = self.skip_events
+        if skip is not None:
+            kept = self._drop_skipped(block, skip)
+            if kept is None:
+                return self._parse_general(block, skip)
+            if not kept:
+                return []
+            block = kept
         text = block.decode("utf-8", "replace")
-        lines = text.split("\n")
-        parts = list(map(str.partition, lines, repeat(": ", len(lines))))
-        # Splitting at ": " equals splitting at the first ":" and skipping
-        # blanks when every non-empty line has ": ", no name holds a ":" and
-        # no value starts with a blank (what Asterisk writes). Otherwise the
-        # whole block takes the general path.
-        exact = (
-            ":  " not in text
-            and ": \t" not in text
-            and list(map(_SEPARATOR, parts)).count("") == lines.count("")
-            and ":" not in "\n".join(map(_NAME, parts))
-        )
-        if not exact:
-            parts = [
-                (name, colon, value.lstrip(" \t"))
-                for name, colon, value in map(str.partition, lines, repeat(":"))
-            ]
+        messages = self._parse_fast(text)
+        if messages is not None:
+            return messages
+        # One odd message must not slow down its neighbours: every "\r\n\r\n"
+        # ends a message, so each piece between them is tried on its own.
+        messages = []
+        for piece in text.split(_CRLF2):
+            if piece:
+                piece += _CRLF2
+                parsed = self._parse_fast(piece)
+                if parsed is None:
+                    parsed = self._parse_general(piece.encode(), None)
+                messages += parsed
+        return messages
+
+    def _drop_skipped(
+        self, block: bytes, skip: Callable[[bytes], bool]
+    ) -> bytes | None:
+        """Return ``block`` without the skipped events; None if it needs the general path.
+
+        Works on the raw bytes: a dropped event costs two finds, a slice and
+        the ``skip`` call, never a split into lines.
+        """
+        if b"\n\n" in block:
+            return None
+        # Now every message ends with "\n\r\n"; one starting with "\r\n" or
+        # "\n" follows a stray empty line.
+        find = block.find
+        starts = block.startswith
+        size = len(block)
+        big = 2 * self._max_headers
+        kept: list[bytes] = []
+        pos = run = 0
+        while pos < size:
+            end = find(b"\n\r\n", pos) + 3
+            if starts(b"Event:", pos):
+                if skip(block[pos + 6 : find(b"\n", pos)].strip()):
+                    if end - pos > big and (
+                        block.count(b"\n", pos, end) > self._max_headers + 1
+                    ):
+                        raise self._too_many_lines()
+                    if run < pos:
+                        kept.append(block[run:pos])
+                    run = end
+            elif starts((b"\r\n", b"\n"), pos):
+                return None
+            pos = end
+        if run == 0:
+            return block
+        if run < size:
+            kept.append(block[run:])
+        return b"".join(kept)
+
+    def _parse_fast(self, text: str) -> list[Message] | None:
+        """Parse whole messages in Asterisk's own layout; None if ``text`` is unusual.
+
+        ``text`` must be complete messages. The fast path needs CRLF line ends
+        only, no empty line but one after each message, no NUL or \\x01, and in
+        every line exactly one ``": "``, after a name without ``:`` and before a
+        value that does not start with a blank. Then the split of the whole text
+        at ``": "``, after the breaks are replaced by marks, is name, value,
+        mark, ...; the marks landing exactly on every third item proves that
+        (a line with no ``": "`` shifts every mark after it).
+        """
+        if (
+            not text.endswith(_CRLF2)
+            or text.startswith("\r\n")
+            or "\r\n\r\n\r\n" in text
+            or _LINE_MARK in text
+            or _MESSAGE_MARK in text
+            or ":  " in text
+            or ": \t" in text
+        ):
+            return None
+        joined = text[:-4].replace(_CRLF2, _MESSAGE_BREAK).replace("\r\n", _LINE_BREAK)
+        if "\n" in joined:
+            return None
+        flat = joined.split(": ")
+        if len(flat) % 3 != 2:
+            return None
+        marks = flat[2::3]
+        count = marks.count(_MESSAGE_MARK)
+        if count + marks.count(_LINE_MARK) != len(marks):
+            return None
+        names = flat[0::3]
+        if ":" in "".join(names):
+            return None
+        pairs = tuple(zip(names, flat[1::3], strict=True))
+        marks.append(_MESSAGE_MARK)
+        index = marks.index
         max_headers = self._max_headers
         messages: list[Message] = []
         append = messages.append
-        index = lines.index
         start = 0
-        while True:
-            try:
-                end = index("", start)
-            except ValueError:
-                break
-            if end > start:
-                if end - start > max_headers:
-                    raise AmiProtocolError(
-                        f"more than {max_headers} lines in a message"
-                    )
-                if exact:
-                    append(Message(tuple(map(_NAME_VALUE, parts[start:end]))))
-                else:
-                    headers = tuple([(k, v) for k, c, v in parts[start:end] if c])
-                    if len(headers) == end - start:
-                        append(Message(headers))
-                    else:
-                        append(_with_unparsed(headers, lines[start:end]))
-            start = end + 1
+        for _ in range(count + 1):
+            end = index(_MESSAGE_MARK, start) + 1
+            if end - start > max_headers:
+                raise self._too_many_lines()
+            message = _NEW(Message)
+            _SET_HEADERS(message, pairs[start:end])
+            _SET_UNPARSED(message, ())
+            _SET_INDEX(message, None)
+            append(message)
+            start = end
         return messages
 
+    def _parse_general(
+        self, block: bytes, skip: Callable[[bytes], bool] | None
+    ) -> list[Message]:
+        """Line-by-line parse of whole messages in any layout."""
+        messages: list[Message] = []
+        lines: list[bytes] = []
+        for raw in block.split(b"\n"):
+            line = raw[:-1] if raw.endswith(b"\r") else raw
+            if line:
+                lines.append(line)
+            elif lines:
+                message = self._build(lines, skip)
+                if message is not None:
+                    messages.append(message)
+                lines = []
+        return messages
 
-def _with_unparsed(headers: tuple[tuple[str, str], ...], lines: list[str]) -> Message:
-    """Build a message that has lines without ``:``; those are kept aside."""
-    return Message(headers, tuple(line for line in lines if ":" not in line))
+    def _build(
+        self, lines: list[bytes], skip: Callable[[bytes], bool] | None
+    ) -> Message | None:
+        if len(lines) > self._max_headers:
+            raise self._too_many_lines()
+        first = lines[0]
+        if skip is not None and first.startswith(b"Event:") and skip(first[6:].strip()):
+            return None
+        headers: list[tuple[str, str]] = []
+        unparsed: list[str] = []
+        for line in lines:
+            text = line.decode("utf-8", "replace")
+            name, colon, value = text.partition(":")
+            if colon:
+                headers.append((name, value.lstrip(" \t")))
+            else:
+                unparsed.append(text)
+        return Message(tuple(headers), tuple(unparsed))
 
 
 def _check_text(what: str, text: str) -> None:

@@ -178,7 +178,9 @@ class AmiProtocol(Protocol):
 
     def _dispatch(self, message: Message) -> None:
         # Classify by Event first: OriginateResponse also carries Response.
-        name = message.event
+        # Asterisk writes Event first; checking that here saves the lookup.
+        headers = message.headers
+        name = headers[0][1] if headers and headers[0][0] == "Event" else message.event
         if name is not None:
             if self._lists:
                 entry = self._lists.get(message.action_id or "")
