@@ -21,6 +21,7 @@ import attrs
 
 from callnowd import checks
 from callnowd.limits.destination_policy import DEFAULT_REFUSED_TYPES
+from callnowd.limits.settings import LimitSettings
 
 
 class ConfigError(Exception):
@@ -163,6 +164,7 @@ class Config:
     simulator: SimulatorConfig = SimulatorConfig()
     metrics: MetricsConfig = MetricsConfig()
     destinations: DestinationsConfig = DestinationsConfig()
+    limits: LimitSettings = LimitSettings()
 
 
 T = TypeVar("T")

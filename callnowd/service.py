@@ -28,6 +28,7 @@ from callnowd.http.public import PublicPages, PublicSettings
 from callnowd.http.render import Templates
 from callnowd.http.site import CallNowSite
 from callnowd.limits.destination_policy import DestinationPolicy, policy_from_config
+from callnowd.limits.limiter import build_limiter
 from callnowd.listening import ListeningService
 from callnowd.metrics import Metrics
 from callnowd.pbx_services import PbxParts, build_pbx
@@ -94,11 +95,16 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
     parts = build_pbx(config, reactor, store, root, metrics.transition)
     root.pbx = parts
     metrics.watch(lambda: parts.client.connected, lambda: parts.flow.in_flight)
+    limiter, limiter_service = build_limiter(
+        config.limits, secret, reactor, reactor, registry=metrics.registry
+    )
+    limiter_service.setServiceParent(root)
     intake = Intake(
         store,
         destination_policy(config),
         ExtensionPresence(parts.client, config.asterisk.hint_context),
         config.public.one_step_window,
+        limiter,
     )
     intake.joiner = parts.flow.find_joinable
     intake.listeners.append(metrics.request_created)
@@ -111,6 +117,12 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
         if not client.connected:
             raise ConnectionError("no logged-in AMI session")
 
+    async def limits_ready() -> str:
+        state = limiter.status()
+        if not state.ready:
+            raise ConnectionError(state.value)
+        return state.value
+
     pages = PublicPages(
         store=store,
         clock=reactor,
@@ -120,6 +132,7 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
             status_refresh=config.public.status_refresh,
             secure_cookies=config.http.public_url.startswith("https:"),
             test_hooks=config.http.test_hooks,
+            trust_forwarded_for=config.http.trust_forwarded_for,
         ),
         csrf=CsrfTokens(secret),
         captchas=CaptchaChallenges(
@@ -128,9 +141,10 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
         templates=Templates(),
         blocking=lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f),
         intake=intake,
-        readiness={"store": store.ping, "ami": ami_ready},
+        readiness={"store": store.ping, "ami": ami_ready, "limits": limits_ready},
     )
     pages.on_refusal = metrics.refused
+    pages.limiter = limiter
     root.pages = pages
     ListeningService(
         "Metrics",

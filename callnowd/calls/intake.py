@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from callnowd.calls.requests import new_request
 from callnowd.limits.destination_policy import DestinationPolicy
 from callnowd.limits.destinations import REASON_INVALID, check_destination
+from callnowd.limits.ratelimit import Verdict
 from callnowd.models import CallRequest, Extension, RequestSource
 from callnowd.rules.callers import Action
 from callnowd.rules.engine import Decision, DecisionReason, decide_for_request
@@ -31,6 +32,22 @@ class BusyProbe(Protocol):
 
     async def is_busy(self, dial_string: str) -> bool:
         """True while the phone is in a call."""
+
+
+class RequestLimiter(Protocol):
+    """The rate limits a request must pass (callnowd.limits.limiter.Limiter)."""
+
+    async def check(
+        self, client_ip: str, callnow_id: str, destination_e164: str, now: float
+    ) -> Verdict:
+        """Allowed (and charged to every limit), or refused with a reason."""
+
+
+@attrs.frozen
+class RateLimited(Exception):
+    """A rate limit refused the request; nothing was charged or stored."""
+
+    verdict: Verdict
 
 
 Joiner = Callable[[str, str], Awaitable[CallRequest | None]]
@@ -78,8 +95,10 @@ class Intake:
         policy: DestinationPolicy,
         presence: BusyProbe | None,
         one_step_window: float,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self._store = store
+        self._limiter = limiter
         self._policy = policy
         self._presence = presence
         self._window = one_step_window
@@ -107,10 +126,12 @@ class Intake:
         name: str | None,
         source: RequestSource,
         now: float,
+        client_ip: str = "",
     ) -> Outcome:
         """Decide on and store one request.
 
         Raises:
+            RateLimited: a limit refused it (before anything was stored).
             FieldError: the number is not a phone number.
             DestinationRefused: the policy refuses the number; a ``rejected``
                 request with the reason was stored.
@@ -120,6 +141,12 @@ class Intake:
         except DestinationRefused as refused:
             await self._record_refusal(extension, raw_phone, name, source, now, refused)
             raise
+        if self._limiter is not None:
+            verdict = await self._limiter.check(
+                client_ip, extension.preferences.callnow_id, phone, now
+            )
+            if not verdict.allowed:
+                raise RateLimited(verdict)
         rules = await self._store.list_rules(extension.number)
         busy = False
         if extension.preferences.reject_when_busy and self._presence is not None:

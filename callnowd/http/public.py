@@ -9,10 +9,12 @@ is the one-step link; ``/callnow/<id>/requests/<token>`` is the visitor's status
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib.resources import files
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -23,12 +25,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from callnowd.calls.intake import DestinationRefused, Intake
+from callnowd.calls.intake import DestinationRefused, Intake, RateLimited
 from callnowd.http.captcha import CaptchaChallenges, render_audio, render_image
 from callnowd.http.csrf import COOKIE_NAME, CsrfTokens
 from callnowd.http.forms import BadInput, form_params, query_params
 from callnowd.http.render import Templates
 from callnowd.http.status import status_json, status_page_context
+from callnowd.limits.ratelimit import Verdict
 from callnowd.models import (
     CALLNOW_ID_RE,
     CallRequest,
@@ -62,6 +65,7 @@ class PublicSettings:
     status_refresh: int
     secure_cookies: bool
     test_hooks: bool = False
+    trust_forwarded_for: bool = False
 
 
 @attrs.define
@@ -90,11 +94,16 @@ class PublicPages:
     _templates: Templates
     _blocking: Blocking
     _intake: Intake
-    _readiness: dict[str, Callable[[], Awaitable[None]]] = attrs.Factory(dict)
+    # Named readiness checks: each raises when not ready, and may return a detail.
+    _readiness: dict[str, Callable[[], Awaitable[str | None]]] = attrs.Factory(dict)
     # Told the reason of every submission refused before storing (metrics).
     on_refusal: Callable[[str], object] | None = None
+    # Limits the "not available" answers per client (enumeration).
+    limiter: NotFoundLimiter | None = None
 
-    def add_readiness(self, name: str, check: Callable[[], Awaitable[None]]) -> None:
+    def add_readiness(
+        self, name: str, check: Callable[[], Awaitable[str | None]]
+    ) -> None:
         """Add a named check to ``/readyz``; it raises when not ready."""
         self._readiness[name] = check
 
@@ -109,7 +118,7 @@ class PublicPages:
             return self._bad_input(request, e)
         extension = await self._find(params.get("call", ""))
         if extension is None or not self._open(extension):
-            return self._unavailable(request, extension)
+            return await self._unavailable(request, extension)
         if "phone" not in params and "myname" not in params:
             return self._form(request, extension)
         values = {"phone": params.get("phone", ""), "name": params.get("myname", "")}
@@ -136,7 +145,7 @@ class PublicPages:
         """The public form of one extension."""
         extension = await self._find(callnow_id)
         if extension is None or not self._open(extension):
-            return self._unavailable(request, extension)
+            return await self._unavailable(request, extension)
         return self._form(request, extension)
 
     @app.route("/callnow/<callnow_id>", methods=["POST"])
@@ -144,7 +153,7 @@ class PublicPages:
         """The form's submission: validate, store, send the visitor to the status."""
         extension = await self._find(callnow_id)
         if extension is None or not self._open(extension):
-            return self._unavailable(request, extension)
+            return await self._unavailable(request, extension)
         try:
             form = form_params(request, FORM_FIELDS)
         except BadInput as e:
@@ -185,7 +194,7 @@ class PublicPages:
         """The visitor's view of one request, HTML or JSON."""
         found = await self._store.get_request_by_token(callnow_id, token)
         if found is None:
-            return self._unavailable(request)
+            return await self._unavailable(request)
         extension = await self._store.get_extension(found.extension)
         events = await self._store.request_events(found.id)
         owner = None
@@ -233,16 +242,18 @@ class PublicPages:
 
     @app.route("/readyz", methods=["GET", "HEAD"])
     async def readyz(self, request: IRequest) -> bytes:
-        """Readiness: every dependency answers (store, and later AMI and Redis)."""
+        """Readiness: every dependency answers (store, AMI, rate limits/Redis)."""
         results: dict[str, str] = {}
+        failed: set[str] = set()
         for name, check in self._readiness.items():
             try:
-                await check()
-            except Exception as e:
-                results[name] = f"failed: {type(e).__name__}"
+                detail = await check()
+            except Exception as e:  # reported in the answer, not raised
+                failed.add(name)
+                results[name] = f"failed: {type(e).__name__}: {e}".rstrip(": ")
             else:
-                results[name] = "ok"
-        ready = all(v == "ok" for v in results.values())
+                results[name] = detail if isinstance(detail, str) else "ok"
+        ready = not failed
         request.setResponseCode(200 if ready else 503)
         request.setHeader(b"content-type", JSON)
         return _json({"ready": ready, "checks": results})
@@ -288,8 +299,15 @@ class PublicPages:
         """Hand a checked submission to the intake; answer what became of it."""
         try:
             outcome = await self._intake.submit(
-                extension, phone, name, source, self._clock.seconds()
+                extension,
+                phone,
+                name,
+                source,
+                self._clock.seconds(),
+                self._client_ip(request),
             )
+        except RateLimited as e:
+            return self._limited(request, e.verdict)
         except FieldError as e:
             self._refused(f"invalid_{e.field}")
             return self._form(request, extension, values, {e.field: e.message}, 400)
@@ -298,7 +316,7 @@ class PublicPages:
             return self._form(request, extension, values, {"phone": e.message}, 400)
         if outcome.request.state is RequestState.REJECTED:
             # Stored with its reason; the visitor gets the uniform answer.
-            return self._unavailable(request, extension)
+            return await self._unavailable(request, extension)
         return self._see_other(request, outcome.request)
 
     def _form(
@@ -364,12 +382,58 @@ class PublicPages:
         if self.on_refusal is not None:
             self.on_refusal(reason)
 
-    def _unavailable(
+    def _client_ip(self, request: IRequest) -> str:
+        if self._settings.trust_forwarded_for:
+            forwarded = request.getHeader(b"x-forwarded-for")
+            if forwarded:
+                # The last address is the one our own proxy appended.
+                last: str = forwarded.decode("latin-1").split(",")[-1].strip()
+                if _IP_RE.fullmatch(last):
+                    return last
+        address = request.getClientAddress()
+        return str(getattr(address, "host", "unknown"))
+
+    def _limited(self, request: IRequest, verdict: Verdict) -> bytes:
+        reason = verdict.reason.value if verdict.reason is not None else "limited"
+        self._refused(f"rate_limited_{reason}")
+        if reason == "unavailable":
+            request.setResponseCode(503)
+            request.setHeader(b"retry-after", b"30")
+            return self._notice(
+                request,
+                "Please try again later",
+                "Call requests cannot be taken right now. Please try again later.",
+            )
+        request.setResponseCode(429)
+        wait = verdict.retry_after
+        if wait is not None:
+            request.setHeader(b"retry-after", str(math.ceil(wait)).encode())
+        return self._html(
+            request,
+            "notice.html",
+            title="Too many requests",
+            text="Too many call requests came from you or for this number. "
+            + (
+                f"Please try again in {_duration(wait)}."
+                if wait is not None
+                else "Requests from here are blocked."
+            ),
+            hours=[],
+        )
+
+    async def _unavailable(
         self, request: IRequest, extension: Extension | None = None
     ) -> bytes:
         # One answer, same status and body, for unknown, disabled and not-accepting
         # links (and requests the rules refused), so the page tells nothing about
         # which it is -- except the hours, for an owner who chose to show them.
+        # These answers are rate limited per client, against enumeration.
+        if self.limiter is not None:
+            verdict = await self.limiter.check_404(
+                self._client_ip(request), self._clock.seconds()
+            )
+            if not verdict.allowed:
+                return self._limited(request, verdict)
         self._refused("unavailable")
         request.setResponseCode(404)
         return self._html(
@@ -420,6 +484,25 @@ class PublicPages:
     def _html(self, request: IRequest, template: str, **context: Any) -> bytes:
         request.setHeader(b"content-type", HTML)
         return self._templates.render(template, **context)
+
+
+_IP_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+
+
+class NotFoundLimiter(Protocol):
+    """Rate limit of "not available" answers per client."""
+
+    async def check_404(self, client_ip: str, now: float) -> Verdict:
+        """Allowed, or refused with a retry delay."""
+
+
+def _duration(seconds: float) -> str:
+    minutes = math.ceil(seconds / 60)
+    if minutes < 2:
+        return "a minute"
+    if minutes < 120:
+        return f"{minutes} minutes"
+    return f"{math.ceil(minutes / 60)} hours"
 
 
 def _cookie(request: IRequest) -> str | None:

@@ -444,4 +444,6 @@ class HealthTests(PagesCase):
         self.successResultOf(Deferred.fromCoroutine(self.store.close()))
         code, _, body = self.get("/readyz")
         self.assertEqual(code, 503)
-        self.assertEqual(json.loads(body)["checks"]["store"], "failed: RuntimeError")
+        self.assertEqual(
+            json.loads(body)["checks"]["store"], "failed: RuntimeError: store closed"
+        )

@@ -20,6 +20,16 @@ from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
+GENEROUS_LIMITS = (
+    "ip_limit",
+    "ip_destinations",
+    "link_limit",
+    "destination_short_limit",
+    "destination_long_limit",
+    "range_limit",
+    "global_limit",
+    "not_found_limit",
+)
 
 
 class DaemonFailed(Exception):
@@ -38,6 +48,8 @@ class Daemon:
             "http": {"listen": "tcp:0:interface=127.0.0.1", "test_hooks": True},
             "asterisk": {"agi_listen": "tcp:0:interface=127.0.0.1"},
             "metrics": {"listen": "tcp:0:interface=127.0.0.1"},
+            # Generous limits: tests about limits set their own.
+            "limits": dict.fromkeys(GENEROUS_LIMITS, 100000),
             "store": {"url": f"sqlite:{workdir / 'callnow.sqlite3'}"},
             "public": {"secret_file": str(workdir / "secret.key")},
         }

@@ -296,7 +296,9 @@ class DaemonTests(DaemonCase):
             if code == 200 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        self.assertEqual((code, checks), (200, {"store": "ok", "ami": "ok"}))
+        self.assertEqual(
+            (code, checks), (200, {"store": "ok", "ami": "ok", "limits": "in-process"})
+        )
         daemon.request(
             "GET", "/callnow/index.php?call=john&myname=Mary&phone=%2B12125550123"
         )
