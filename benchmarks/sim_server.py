@@ -95,6 +95,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--record", required=True, help="file written on SIGUSR1")
     parser.add_argument(
+        "--agi-url", default="agi://127.0.0.1:4573", help="the daemon's FastAGI"
+    )
+    parser.add_argument(
         "--owner", default="ring", help="script of every owner phone, e.g. 'ring'"
     )
     options = parser.parse_args(argv)
@@ -107,6 +110,9 @@ def main(argv: list[str]) -> int:
         ),
         owners={},
         default_owner=OwnerScript.parse(options.owner),
+        # The daemon's owner context must exist or the Originate is refused; an
+        # owner that answers is handed to the FastAGI URL given here.
+        contexts={"callnow-owner": f"{options.agi_url}/owner,${{CALLNOW_REQUEST}}"},
     )
     simulator = BenchSimulator(any_reactor, settings)
     dumps = 0
