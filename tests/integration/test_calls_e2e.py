@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -409,3 +410,112 @@ class PrivilegeTests(CallsCase):
                 (token,),
             ).fetchall()
         return [{"state": s, "reason": r, "detail": d} for s, r, d in rows]
+
+
+class RulesE2ETests(CallsCase):
+    """The rules engine on real calls."""
+
+    owners = {
+        "SIM/auto": OwnerScript(kind="answer"),
+        "SIM/busyphone": OwnerScript(kind="answer", digit="1", digit_delay=0.5),
+    }
+
+    async def ctl(self, *args: str) -> None:
+        result = await deferToThread(self.daemon.ctl, *args)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    async def test_rules_on_calls(self) -> None:
+        """Hours, accept/confirm/reject rules and a busy owner, seen on the AMI wire."""
+        await self.start()
+        # Outside hours: refused before anything is stored or dialled.
+        await self.provision("closed", "Local/001002@phones")
+        await self.ctl(
+            "callnow",
+            "set",
+            "100",
+            "--available-only-in-windows",
+            "yes",
+            "--window",
+            "mon 03:00-03:01",
+        )
+        # Today and tomorrow are holidays too, so the minute above can never match.
+        today = datetime.now(UTC).date()
+        await self.ctl(
+            "availability",
+            "add-holiday",
+            "100",
+            str(today),
+            str(today + timedelta(days=1)),
+        )
+        closed = await treq.get(
+            self.daemon.url(
+                "/callnow/index.php?call=closed&myname=Mary&phone=%2B12125550170"
+            ),
+            allow_redirects=False,
+            persistent=False,
+        )
+        await closed.content()
+        self.assertEqual(closed.code, 404)
+        # Accept rule: the owner's phone answers and is connected without a prompt.
+        await self.provision("auto", "SIM/auto")
+        await self.ctl(
+            "rules", "add", "101", "--prefix", "+1212555017", "--action", "accept"
+        )
+        # Confirm rule on a link that otherwise connects at once: the owner is asked.
+        await self.provision("ask", "Local/001002@phones", "--confirm", "no")
+        await self.ctl(
+            "rules", "add", "102", "--phone", "+12125550172", "--action", "confirm"
+        )
+        # Reject rule.
+        await self.provision("picky", "Local/001002@phones")
+        await self.ctl("rules", "add", "103", "--name", "mall*", "--action", "reject")
+        # Busy owner, with "reject while I am on the phone".
+        await self.provision("busy", "SIM/busyphone", "--reject-when-busy", "yes")
+        self.simulator.set_extension_state("busyphone", in_use=True, context="default")
+
+        auto = await self.request("auto", "+12125550171")
+        ask = await self.request("ask", "+12125550172")
+        picky = await self.request_rejected("picky", "+12125550173", "Mallory")
+        busy = await self.request_rejected("busy", "+12125550174", "Mary")
+        self.assertEqual((await self.final(auto))["state"], "completed")
+        self.assertEqual((await self.final(ask))["state"], "completed")
+        self.assertEqual((picky, busy), (404, 404))
+
+        originated = {m.get("CallerID") for m in self.originates()}
+        self.assertEqual(
+            originated,
+            {'"CallNow: Mary" <+12125550171>', '"CallNow: Mary" <+12125550172>'},
+        )
+        prompts_by_call = self.prompted_numbers()
+        self.assertNotIn("12125550171", prompts_by_call)
+        self.assertIn("12125550172", prompts_by_call)
+        stored = self.stored()
+        self.assertEqual(stored["+12125550173"][:2], ("rejected", "caller_rule"))
+        self.assertRegex(stored["+12125550173"][2], r"^rule:\d+$")
+        self.assertEqual(stored["+12125550174"][:2], ("rejected", "busy"))
+        self.assertEqual(stored["+12125550171"][3], "accept")
+        self.assertEqual(stored["+12125550172"][3], "confirm")
+        self.assertNotIn("+12125550170", stored)
+        self.assertTrue(
+            any(m.action == "ExtensionState" for m in self.simulator.received_actions)
+        )
+
+    async def request_rejected(self, callnow_id: str, phone: str, name: str) -> int:
+        url = self.daemon.url(
+            f"/callnow/index.php?call={callnow_id}&myname={name}&phone=%2B{phone.lstrip('+')}"
+        )
+        response = await treq.get(url, allow_redirects=False, persistent=False)
+        await response.content()
+        return int(response.code)
+
+    def prompted_numbers(self) -> set[str]:
+        """Visitor digits the owners heard (SAY DIGITS)."""
+        return {c[2] for c in self.simulator.agi_commands if c[:2] == ["SAY", "DIGITS"]}
+
+    def stored(self) -> dict[str, tuple[str, str, str, str]]:
+        with sqlite3.connect(self.daemon.workdir / "callnow.sqlite3") as db:
+            rows = db.execute(
+                "SELECT phone, state, coalesce(reason, ''), coalesce(decided_by, ''),"
+                " coalesce(decision, '') FROM call_requests"
+            ).fetchall()
+        return {p: (s, r, d, dec) for p, s, r, d, dec in rows}
