@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import phonenumbers
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from callnowd import checks, cli_rules
+from callnowd import checks, cli_blocks, cli_rules
 from callnowd.calls.requests import new_request_id
 from callnowd.config import Config, ConfigError, default_config_path, load_config
 from callnowd.models import (
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cli_rules.add_commands(commands)
+    cli_blocks.add_commands(commands)
     commands.add_parser("demo", help="provision the demo extension (idempotent)")
     return parser
 
@@ -384,12 +386,20 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     async def run(reactor: Any) -> None:
         try:
+            if args.command in cli_blocks.COMMANDS:
+                # Blocks live in Redis or in the daemon, not in the store.
+                print(
+                    await cli_blocks.run(
+                        args, config, reactor, now=time.time(), base_dir=Path.cwd()
+                    )
+                )
+                return
             store = open_store(reactor, config.store.url, Path.cwd())
             try:
                 print(await run_command(args, store, config))
             finally:
                 await store.close()
-        except (CliError, StoreError) as e:
+        except (CliError, StoreError, cli_blocks.BlocksCliError) as e:
             print(f"callnowctl: error: {e}", file=sys.stderr)
             # task.react turns a SystemExit failure into that exit status, quietly.
             raise SystemExit(1) from e

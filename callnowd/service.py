@@ -22,6 +22,7 @@ from callnowd.ami.presence import ExtensionPresence
 from callnowd.background import run_in_background
 from callnowd.calls.intake import Intake
 from callnowd.config import Config
+from callnowd.http.admin import AdminPages, mount_admin
 from callnowd.http.captcha import CaptchaChallenges
 from callnowd.http.csrf import CsrfTokens
 from callnowd.http.public import PublicPages, PublicSettings
@@ -146,10 +147,13 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
     pages.on_refusal = metrics.refused
     pages.limiter = limiter
     root.pages = pages
+    # The operator's block management lives next to /metrics: never public.
+    operator_root = metrics.resource()
+    mount_admin(operator_root, AdminPages(limiter, reactor))
     ListeningService(
         "Metrics",
         endpoints.serverFromString(reactor, config.metrics.listen),
-        Site(metrics.resource(), reactor=reactor),
+        Site(operator_root, reactor=reactor),
     ).setServiceParent(root)
     site = CallNowSite(
         pages.app.resource(), max_body=config.http.max_body_bytes, reactor=reactor
