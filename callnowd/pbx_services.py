@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+from twisted.application.internet import TimerService
 from twisted.application.service import IServiceCollection
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
@@ -39,6 +40,7 @@ from callnowd.ami.sim_config import (
     VisitorScript,
 )
 from callnowd.ami.simulator import SimulatorService
+from callnowd.background import run_in_background
 from callnowd.calls.flow import CallFlow, FlowSettings
 from callnowd.config import Config
 from callnowd.listening import ListeningService
@@ -46,6 +48,7 @@ from callnowd.models import CallRequest
 from callnowd.store.interface import Store
 
 log = Logger()
+RECONCILE_EVERY = 60.0
 
 # What callnowd's AMI user may do: see conf/asterisk/manager.conf.
 AMI_READ = frozenset({"call", "system", "user"})
@@ -183,6 +186,16 @@ def build_pbx(
         return port
 
     agi.listening.addCallback(agi_bound)
+
+    def sweep() -> None:
+        # A safety net besides the reconciliation after each AMI login: requests
+        # stored but not dispatched, or channels whose Hangup was missed.
+        if client.connected:
+            run_in_background(log, "periodic reconciliation", flow.reconcile())
+
+    periodic = TimerService(RECONCILE_EVERY, sweep)
+    periodic.clock = reactor
+    periodic.setServiceParent(parent)
     log.info(
         "PBX: {mode} (instance {instance}); AMI user {user}",
         mode=ast.mode,

@@ -6,6 +6,7 @@ FastAGI, Redis) to the core; everything receives the reactor it needs.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any, cast
 
@@ -63,6 +64,23 @@ class StoreService(Service):
         return Deferred.fromCoroutine(self.store.close())
 
 
+class GcTuning(Service):
+    """Moves start-up objects out of the garbage collector's way when running.
+
+    Modules, templates and phone-number metadata make some 200k long-lived
+    objects; full collections over them took ~40 % of the CPU under load. They
+    are frozen once the daemon is built, and young-generation collections run
+    less often.
+    """
+
+    @override
+    def startService(self) -> None:
+        super().startService()
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
+
+
 class CallNowService(MultiService):
     """The daemon: its children, plus handles the tests and the CLI use."""
 
@@ -92,6 +110,7 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
     secret = load_or_create_secret(base_dir / config.public.secret_file)
     root = CallNowService(store)
     StoreService(store).setServiceParent(root)
+    GcTuning().setServiceParent(root)
     metrics = Metrics()
     parts = build_pbx(config, reactor, store, root, metrics.transition)
     root.pbx = parts

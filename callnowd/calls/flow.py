@@ -12,6 +12,7 @@ other state, so a crash, a reconnect or a retry can never dial it a second time.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import attrs
@@ -80,6 +81,7 @@ class CallFlow:
         self._now = now
         self._settings = settings
         self._live: dict[str, str] = {}  # request id -> extension, on this daemon
+        self._per_extension: Counter[str] = Counter()
         self._awaiting_originate: set[str] = set()
         self._agi_active: set[str] = set()
         # (extension, visitor number) -> the open request a new one joins.
@@ -100,18 +102,20 @@ class CallFlow:
 
     async def dispatch(self, request: CallRequest) -> None:
         """Ring the owner for a request in state ``received``; at most once."""
+        if request.state is not S.RECEIVED or request.id in self._live:
+            return
         # Registered before the first await, so a twin arriving now joins this one.
         self._open.setdefault((request.extension, request.phone), request.id)
-        current = await self._store.get_request(request.id)
-        if current is None or current.state is not S.RECEIVED:
-            return
-        if len(self._live) >= self._settings.max_in_flight or (
-            sum(1 for e in self._live.values() if e == current.extension)
+        current = request  # a stale copy is harmless: the store's transition checks
+        if (
+            len(self._live) >= self._settings.max_in_flight
+            or self._per_extension[current.extension]
             >= self._settings.max_in_flight_per_extension
         ):
             await self._move_if_open(current.id, S.FAILED, Reason.CAPACITY)
+            await self._forget_if_final(current.id)
             return
-        self._live[current.id] = current.extension
+        self._track(current.id, current.extension)
         try:
             await self._ring_owner(current)
         except StaleState:
@@ -135,25 +139,30 @@ class CallFlow:
         request = await self._move(
             request, S.RINGING_OWNER, detail=extension.number, channel_id=channel_id
         )
+        # Until its outcome is stored, the request is this coroutine's: a Hangup of
+        # the channel seen meanwhile must not settle it (channel_gone checks this).
         self._awaiting_originate.add(request.id)
         try:
-            outcome = await self._pbx.originate_owner(request, extension, channel_id)
-        except PbxError as e:
-            await self._move_if_open(request.id, S.FAILED, e.reason, e.detail)
-            return
+            try:
+                outcome = await self._pbx.originate_owner(
+                    request, extension, channel_id
+                )
+            except PbxError as e:
+                await self._move_if_open(request.id, S.FAILED, e.reason, e.detail)
+                return
+            if outcome is OwnerOutcome.ANSWERED or outcome is OwnerOutcome.UNKNOWN:
+                # Answered: the owner leg is now the AGI handler's. Unknown: the
+                # next reconciliation asks the PBX whether the channel lives.
+                self.log.info(
+                    "Owner leg of {request_id}: {outcome}",
+                    request_id=request.id,
+                    outcome=outcome.value,
+                )
+                return
+            state, reason = _OUTCOMES[outcome]
+            await self._move_if_open(request.id, state, reason)
         finally:
             self._awaiting_originate.discard(request.id)
-        if outcome is OwnerOutcome.ANSWERED or outcome is OwnerOutcome.UNKNOWN:
-            # Answered: the owner leg is now the AGI handler's. Unknown: the next
-            # reconciliation asks the PBX whether the channel lives.
-            self.log.info(
-                "Owner leg of {request_id}: {outcome}",
-                request_id=request.id,
-                outcome=outcome.value,
-            )
-            return
-        state, reason = _OUTCOMES[outcome]
-        await self._move_if_open(request.id, state, reason)
 
     async def owner_answered(self, request_id: str, leg: OwnerLeg) -> None:
         """Drive the answered owner leg: confirm if needed, then call the visitor."""
@@ -266,7 +275,7 @@ class CallFlow:
         live = await self._pbx.live_channels()
         for request in candidates:
             if request.channel_id in live:
-                self._live.setdefault(request.id, request.extension)
+                self._track(request.id, request.extension)
                 self._open.setdefault((request.extension, request.phone), request.id)
                 continue
             if request.state is S.CONNECTED:
@@ -347,11 +356,20 @@ class CallFlow:
     async def _forget_if_final(self, request_id: str) -> None:
         current = await self._store.get_request(request_id)
         if current is None or current.state in FINAL:
-            self._live.pop(request_id, None)
+            extension = self._live.pop(request_id, None)
+            if extension is not None:
+                self._per_extension[extension] -= 1
+                if self._per_extension[extension] <= 0:
+                    del self._per_extension[extension]
             if current is not None:
                 key = (current.extension, current.phone)
                 if self._open.get(key) == request_id:
                     del self._open[key]
+
+    def _track(self, request_id: str, extension: str) -> None:
+        if request_id not in self._live:
+            self._live[request_id] = extension
+            self._per_extension[extension] += 1
 
     def _notify(self, request: CallRequest) -> None:
         fields = [

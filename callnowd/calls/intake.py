@@ -10,11 +10,13 @@ listeners (the dispatcher).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from callnowd.calls.requests import new_request
 from callnowd.limits.destination_policy import DestinationPolicy
@@ -51,6 +53,29 @@ class RateLimited(Exception):
 
 
 Joiner = Callable[[str, str], Awaitable[CallRequest | None]]
+T = TypeVar("T")
+
+
+def shielded(coro: Coroutine[Deferred[Any], Any, T]) -> Deferred[T]:
+    """Run ``coro`` to its end even if the awaiting caller is cancelled.
+
+    Cancelling the returned Deferred fails it with CancelledError at once, while
+    ``coro`` goes on; its failure, if any, is then logged rather than lost.
+    """
+    inner = Deferred.fromCoroutine(coro)
+    outer: Deferred[T] = Deferred()
+
+    def done(result: T | Failure) -> None:
+        if not outer.called:
+            outer.callback(result)  # a Failure here errbacks outer
+        elif isinstance(result, Failure):
+            _log.failure("Shielded work failed after its caller left", result)
+
+    inner.addBoth(done)
+    return outer
+
+
+_log = Logger()
 Listener = Callable[[CallRequest], object]
 
 
@@ -161,8 +186,11 @@ class Intake:
                     request_id=joined.id,
                 )
                 return Outcome(joined, False, decision)
-        stored, created = await self._store_new(
-            extension, phone, name, source, now, decision
+        # Shielded: if the visitor's connection drops now (the web framework then
+        # cancels this coroutine), the request is still stored *and* dispatched,
+        # never stored and forgotten.
+        stored, created = await shielded(
+            self._store_new(extension, phone, name, source, now, decision)
         )
         return Outcome(stored, created, decision)
 
