@@ -44,7 +44,8 @@ from callnowd.limits.settings import parse_redis_url
 
 COMMANDS = frozenset({"blocks"})
 HTTP_TIMEOUT = 10.0
-REDIS_TIMEOUT = 5.0
+# Seconds per Redis command (the first one also waits for the connection).
+REDIS_TIMEOUT = 2.0
 
 
 class BlocksCliError(Exception):
@@ -360,10 +361,12 @@ class RedisBlocks:
         self._where = _redacted(s.redis_url)
         self._store = RedisRateLimitStore(
             connect_redis(
-                reactor, parse_redis_url(s.redis_url), connect_timeout=REDIS_TIMEOUT
+                reactor,
+                parse_redis_url(s.redis_url),
+                connect_timeout=s.redis_connect_timeout,
             ),
             reactor,
-            timeout=REDIS_TIMEOUT,
+            timeout=max(REDIS_TIMEOUT, s.redis_timeout),
             prefix=s.key_prefix,
             server_time=s.redis_server_time,
         )
