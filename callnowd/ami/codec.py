@@ -348,13 +348,15 @@ class AmiParser:
         if len(block) > self._small:
             self._check_block(block)
         skip = self.skip_events
-        if skip is not None:
-            kept = self._drop_skipped(block, skip)
-            if kept is None:
-                return self._parse_general(block, skip)
-            if not kept:
-                return []
-            block = kept
+        if skip is None:
+            return self._parse_text(block)
+        kept, rest = self._drop_skipped(block, skip)
+        messages = self._parse_text(kept) if kept else []
+        if rest:
+            messages += self._parse_general(rest, skip)
+        return messages
+
+    def _parse_text(self, block: bytes) -> list[Message]:
         text = block.decode("utf-8", "replace")
         messages = self._parse_fast(text)
         if messages is not None:
@@ -373,14 +375,16 @@ class AmiParser:
 
     def _drop_skipped(
         self, block: bytes, skip: Callable[[bytes], bool]
-    ) -> bytes | None:
-        """Return ``block`` without the skipped events; None if it needs the general path.
+    ) -> tuple[bytes, bytes]:
+        """Split ``block`` into its kept messages and a rest for the general path.
 
         Works on the raw bytes: a dropped event costs two finds, a slice and
-        the ``skip`` call, never a split into lines.
+        the ``skip`` call, never a split into lines. At the first sign of an
+        unusual layout (a stray empty line) the remaining bytes are returned
+        as they are, not yet asked about.
         """
         if b"\n\n" in block:
-            return None
+            return b"", block
         # Now every message ends with "\n\r\n"; one starting with "\r\n" or
         # "\n" follows a stray empty line.
         find = block.find
@@ -401,13 +405,13 @@ class AmiParser:
                         kept.append(block[run:pos])
                     run = end
             elif starts((b"\r\n", b"\n"), pos):
-                return None
+                kept.append(block[run:pos])
+                return b"".join(kept), block[pos:]
             pos = end
         if run == 0:
-            return block
-        if run < size:
-            kept.append(block[run:])
-        return b"".join(kept)
+            return block, b""
+        kept.append(block[run:])
+        return b"".join(kept), b""
 
     def _parse_fast(self, text: str) -> list[Message] | None:
         """Parse whole messages in Asterisk's own layout; None if ``text`` is unusual.

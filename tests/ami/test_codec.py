@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import given
@@ -342,3 +343,224 @@ class PropertyTests(SynchronousTestCase):
         else:
             with self.assertRaises(AmiEncodingError):
                 encode_action("Originate", "id-1", variables=[("V", value)])
+
+
+def reference_parse(
+    stream: bytes, skip: Callable[[bytes], bool] | None = None
+) -> list[Message]:
+    """The framing rules of PROTOCOL.md 1.2, one line at a time."""
+    messages: list[Message] = []
+    lines: list[bytes] = []
+    for raw in stream.split(b"\n")[:-1]:
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if line:
+            lines.append(line)
+            continue
+        if not lines:
+            continue
+        first = lines[0]
+        if skip is None or not (
+            first.startswith(b"Event:") and skip(first[6:].strip())
+        ):
+            headers: list[tuple[str, str]] = []
+            unparsed: list[str] = []
+            for text in (item.decode("utf-8", "replace") for item in lines):
+                if ":" in text:
+                    name, value = text.split(":", 1)
+                    headers.append((name, value.lstrip(" \t")))
+                else:
+                    unparsed.append(text)
+            messages.append(Message(tuple(headers), tuple(unparsed)))
+        lines = []
+    return messages
+
+
+# Lines mostly shaped like Asterisk's, with every oddity the framing allows.
+LINE_PIECES = st.sampled_from(
+    [
+        b"Event",
+        b"Value",
+        b": ",
+        b":",
+        b"  ",
+        b"\t",
+        b": x: y",
+        b"\r",
+        b"\x00",
+        b"\x01",
+        b"\xff",
+        b"\xc3",
+        b"\xc3\xa9",
+        b"a",
+        b"7",
+        b" ",
+    ]
+)
+LINE = st.one_of(
+    st.tuples(
+        st.sampled_from([b"Event", b"Response", b"ActionID", b"Channel", b"X"]),
+        st.just(b": "),
+        st.sampled_from([b"Hangup", b"VarSet", b"Success", b"a b ", b"", b"1"]),
+    ).map(b"".join),
+    st.lists(LINE_PIECES, max_size=6).map(b"".join),
+)
+LINE_END = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n"])
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> bytes:
+    """Messages (some with blank lines between) with CRLF and bare LF line ends."""
+    out: list[bytes] = []
+    for _ in range(draw(st.integers(0, 6))):
+        for line in draw(st.lists(LINE, min_size=1, max_size=6)):
+            out += [line.rstrip(b"\r\n") or b"X", draw(LINE_END)]
+        for _ in range(draw(st.sampled_from([1, 1, 1, 2]))):
+            out.append(draw(LINE_END))
+    return b"".join(out)
+
+
+def fed_in_pieces(
+    stream: bytes, cuts: list[int], skip: Callable[[bytes], bool] | None
+) -> list[Message]:
+    parser = AmiParser(expect_banner=False, skip_events=skip)
+    messages: list[Message] = []
+    previous = 0
+    for cut in [*sorted(set(cuts)), len(stream)]:
+        messages += parser.feed(stream[previous:cut])
+        previous = cut
+    return messages
+
+
+class FastPathPropertyTests(SynchronousTestCase):
+    @given(streams(), st.lists(st.integers(0, 400), max_size=8))
+    def test_same_as_reference(self, stream: bytes, cuts: list[int]) -> None:
+        """Any stream, cut anywhere, parses like the line-by-line reference."""
+        self.assertEqual(fed_in_pieces(stream, cuts, None), reference_parse(stream))
+
+    @given(streams(), st.lists(st.integers(0, 400), max_size=8))
+    def test_skip_same_as_reference(self, stream: bytes, cuts: list[int]) -> None:
+        """With skip_events, the kept messages and the names asked about match."""
+        asked: list[bytes] = []
+        expected_asked: list[bytes] = []
+
+        def skip(name: bytes) -> bool:
+            asked.append(name)
+            return name != b"Hangup"
+
+        def reference_skip(name: bytes) -> bool:
+            expected_asked.append(name)
+            return name != b"Hangup"
+
+        self.assertEqual(
+            fed_in_pieces(stream, cuts, skip), reference_parse(stream, reference_skip)
+        )
+        self.assertEqual(asked, expected_asked)
+
+    @given(st.lists(st.tuples(NAMES, VALUES), min_size=1, max_size=8), st.data())
+    def test_asterisk_layout_round_trip(
+        self, messages: list[tuple[str, str]], data: st.DataObject
+    ) -> None:
+        """Encoded messages (CRLF, one ': ' per line) parse back in one read."""
+        groups = data.draw(st.lists(HEADERS, min_size=1, max_size=5))
+        stream = b"".join(encode_message(headers) for headers in groups)
+        parsed = AmiParser(expect_banner=False).feed(stream)
+        self.assertEqual(parsed, [Message(tuple(headers)) for headers in groups])
+        self.assertEqual(parsed, reference_parse(stream))
+
+
+class FastPathTests(SynchronousTestCase):
+    def parse(
+        self, data: bytes, max_line: int = 65536, max_message: int = 1 << 20
+    ) -> list[Message]:
+        return AmiParser(
+            expect_banner=False, max_line=max_line, max_message=max_message
+        ).feed(data)
+
+    def test_odd_message_among_plain_ones(self) -> None:
+        """A value holding ': ' takes the slow path alone; its neighbours stay exact."""
+        data = (
+            b"Event: A\r\nX: 1\r\n\r\n"
+            b"Event: B\r\nMessage: a: b\r\n\r\n"
+            b"Event: C\r\nY:  2\r\n\r\n"
+            b"Event: D\r\nNa:me: 3\r\nnothing\r\n\r\n"
+            b"Event: E\r\nZ: \x00\r\n\r\n"
+        )
+        self.assertEqual(
+            self.parse(data),
+            [
+                Message((("Event", "A"), ("X", "1"))),
+                Message((("Event", "B"), ("Message", "a: b"))),
+                Message((("Event", "C"), ("Y", "2"))),
+                Message((("Event", "D"), ("Na", "me: 3")), ("nothing",)),
+                Message((("Event", "E"), ("Z", "\x00"))),
+            ],
+        )
+
+    def test_fast_messages_behave_like_built_ones(self) -> None:
+        """Messages from the fast path compare, hash and look up like Message(...)."""
+        (fast,) = self.parse(b"Event: A\r\nactionid: 7\r\n\r\n")
+        built = Message((("Event", "A"), ("actionid", "7")))
+        self.assertEqual(fast, built)
+        self.assertEqual(hash(fast), hash(built))
+        self.assertEqual(fast.action_id, "7")
+        self.assertEqual(fast.unparsed, ())
+        self.assertEqual(repr(fast), repr(built))
+
+    def test_long_line_in_a_large_read(self) -> None:
+        """A long line inside a read of many messages raises, wherever it sits."""
+        plain = b"Event: A\r\nX: 1\r\n\r\n" * 40
+        bad = b"Event: B\r\nX: " + b"y" * 150 + b"\r\n\r\n"
+        for data in (bad + plain, plain + bad, plain + bad + plain):
+            with self.assertRaises(AmiProtocolError):
+                self.parse(data, max_line=120)
+        exact = b"Event: B\r\nX: " + b"y" * 117 + b"\r\n\r\n"
+        self.assertEqual(len(self.parse(plain + exact + plain, max_line=120)), 81)
+
+    def test_large_message_in_a_large_read(self) -> None:
+        """A message over max_message among small ones raises."""
+        plain = b"Event: A\r\nX: 1\r\n\r\n" * 10
+        big = b"Event: B\r\n" + b"X: 12345678\r\n" * 60 + b"\r\n"
+        with self.assertRaises(AmiProtocolError):
+            self.parse(plain + big + plain, max_message=500)
+        self.assertEqual(len(self.parse(plain * 5, max_message=500)), 50)
+
+    def test_caps_apply_to_skipped_events(self) -> None:
+        """An event dropped by skip_events still counts against max_headers."""
+        big = b"Event: Skipped\r\n" + b"A: 1\r\n" * 30 + b"\r\n"
+        parser = AmiParser(
+            expect_banner=False, max_headers=10, skip_events=lambda name: True
+        )
+        with self.assertRaises(AmiProtocolError):
+            parser.feed(b"Response: Success\r\n\r\n" + big)
+        parser = AmiParser(
+            expect_banner=False, max_headers=40, skip_events=lambda name: True
+        )
+        self.assertEqual(
+            [m.response for m in parser.feed(b"Response: Success\r\n\r\n" + big)],
+            ["Success"],
+        )
+
+    def test_skip_with_stray_blank_lines_and_bare_lf(self) -> None:
+        """The skip loop hands unusual reads to the general path, same result."""
+        data = (
+            b"\r\nEvent: VarSet\r\nA: 1\r\n\r\n\r\n"
+            b"Event: Hangup\nA: 2\n\n"
+            b"Event: VarSet\r\n\r\n"
+        )
+        parser = AmiParser(expect_banner=False, skip_events=lambda n: n == b"VarSet")
+        self.assertEqual(
+            parser.feed(data), [Message((("Event", "Hangup"), ("A", "2")))]
+        )
+
+    def test_skip_read_starting_with_bare_blank_line(self) -> None:
+        """A read that starts with a bare LF blank line still asks about each event."""
+        asked: list[bytes] = []
+
+        def skip(name: bytes) -> bool:
+            asked.append(name)
+            return False
+
+        parser = AmiParser(expect_banner=False, skip_events=skip)
+        self.assertEqual(len(parser.feed(b"Event: A\nX: 1\n\n")), 1)
+        self.assertEqual(len(parser.feed(b"\nEvent: B\r\n\r\nEvent: C\r\n\r\n")), 2)
+        self.assertEqual(asked, [b"A", b"B", b"C"])
