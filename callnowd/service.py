@@ -26,7 +26,7 @@ from callnowd.config import Config
 from callnowd.http.admin import AdminPages, mount_admin
 from callnowd.http.captcha import CaptchaChallenges
 from callnowd.http.csrf import CsrfTokens
-from callnowd.http.public import PublicPages, PublicSettings
+from callnowd.http.public import NotReady, PublicPages, PublicSettings
 from callnowd.http.render import Templates
 from callnowd.http.site import CallNowSite
 from callnowd.limits.destination_policy import DestinationPolicy, policy_from_config
@@ -140,7 +140,7 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
     async def limits_ready() -> str:
         state = limiter.status()
         if not state.ready:
-            raise ConnectionError(state.value)
+            raise NotReady(state.value)
         return state.value
 
     pages = PublicPages(

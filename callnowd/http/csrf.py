@@ -13,6 +13,7 @@ import secrets
 
 COOKIE_NAME = b"callnow_csrf"
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{22,64}")
+_TOKEN_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class CsrfTokens:
@@ -46,4 +47,6 @@ class CsrfTokens:
         """Whether ``token`` was issued for this cookie nonce and scope."""
         if not self.valid_nonce(nonce) or not token or nonce is None:
             return False
+        if not _TOKEN_RE.fullmatch(token):
+            return False  # not something we issue (and compare_digest wants ASCII)
         return hmac.compare_digest(self.token_for(nonce, scope), token)

@@ -248,6 +248,9 @@ class PublicPages:
         for name, check in self._readiness.items():
             try:
                 detail = await check()
+            except NotReady as e:
+                failed.add(name)
+                results[name] = str(e)
             except Exception as e:  # reported in the answer, not raised
                 failed.add(name)
                 results[name] = f"failed: {type(e).__name__}: {e}".rstrip(": ")
@@ -487,6 +490,10 @@ class PublicPages:
 
 
 _IP_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+
+
+class NotReady(Exception):
+    """A readiness check's "no", with the words /readyz shows as they are."""
 
 
 class NotFoundLimiter(Protocol):

@@ -8,6 +8,7 @@ is answered 413 without reaching the application.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web import http, server
@@ -70,13 +71,29 @@ class LimitedRequest(server.Request):
         for name, value in SECURITY_HEADERS:
             self.setHeader(name, value)
         if self.too_large:
-            self.setResponseCode(http.REQUEST_ENTITY_TOO_LARGE)
-            self.setHeader(b"content-type", b"text/html; charset=utf-8")
             self.setHeader(b"connection", b"close")
-            self.write(_TOO_LARGE_BODY)
-            self.finish()
+            self._refuse(http.REQUEST_ENTITY_TOO_LARGE, _TOO_LARGE_BODY)
+            return
+        try:
+            unquote_to_bytes(self.path).decode("utf-8")
+        except UnicodeDecodeError:
+            # Refused here: the router would log a traceback for every such path.
+            self._refuse(http.BAD_REQUEST, _BAD_PATH_BODY)
             return
         super().process()
+
+    def _refuse(self, code: int, body: bytes) -> None:
+        self.setResponseCode(code)
+        self.setHeader(b"content-type", b"text/html; charset=utf-8")
+        self.write(body)
+        self.finish()
+
+
+_BAD_PATH_BODY = (
+    b"<!doctype html><html lang=en><meta charset=utf-8>"
+    b"<title>Bad address</title><h1>Bad address</h1>"
+    b"<p>This address is not valid UTF-8 text.</p></html>"
+)
 
 
 @provider(IAccessLogFormatter)

@@ -200,6 +200,8 @@ class DaemonTests(DaemonCase):
             "GET", "/callnow/index.php?call=john&myname=%FF&phone=%2B12125550123"
         )
         assert code == 400 and b"not valid UTF-8" in body
+        code, _, body = daemon.request("GET", "/callnow/%FF%FE")
+        assert code == 400 and b"not valid UTF-8" in body
         cookie, csrf, _ = open_form(daemon)
         big = b"phone=" + b"1" * (2 * 1024 * 1024)
         code, _, body = daemon.request(
@@ -214,6 +216,10 @@ class DaemonTests(DaemonCase):
         )
         assert code == 415
         assert daemon.alive()
+        # Refused before routing: no traceback in the log for any of this.
+        assert not [e for e in daemon.events if e.get("log_failure")], [
+            e.get("log_format") for e in daemon.events if e.get("log_failure")
+        ]
         assert daemon.request("GET", "/healthz")[0] == 200
         daemon.stop()
         result = daemon.ctl("extension", "list")
