@@ -378,56 +378,58 @@ class AmiParser:
     ) -> tuple[bytes, bytes]:
         """Split ``block`` into its kept messages and a rest for the general path.
 
-        Works on the raw bytes: a dropped event costs two finds, a slice and
-        the ``skip`` call, never a split into lines. At the first sign of an
+        Works on the raw bytes: one split of the block into messages, then a
+        dropped event costs a find, a slice and the ``skip`` call, never a
+        split into lines. At the first sign of an
         unusual layout (a stray empty line) the remaining bytes are returned
         as they are, not yet asked about.
         """
         if b"\n\n" in block:
             return b"", block
-        # Now every message ends with "\n\r\n"; one starting with "\r\n" or
-        # "\n" follows a stray empty line.
-        find = block.find
-        starts = block.startswith
-        size = len(block)
+        # Now every message ends with "\n\r\n" (the block too); one starting
+        # with "\r\n" or "\n" follows a stray empty line.
+        pieces = block.split(b"\n\r\n")
+        pieces.pop()
         big = 2 * self._max_headers
         kept: list[bytes] = []
-        pos = run = 0
-        while pos < size:
-            end = find(b"\n\r\n", pos) + 3
-            if starts(b"Event:", pos):
-                if skip(block[pos + 6 : find(b"\n", pos)].strip()):
-                    if end - pos > big and (
-                        block.count(b"\n", pos, end) > self._max_headers + 1
-                    ):
+        append = kept.append
+        dropped = 0
+        for piece in pieces:
+            if piece[:6] == b"Event:":
+                eol = piece.find(b"\n")
+                if skip(piece[6 : eol if eol >= 0 else None].strip()):
+                    if len(piece) > big and piece.count(b"\n") >= self._max_headers:
                         raise self._too_many_lines()
-                    if run < pos:
-                        kept.append(block[run:pos])
-                    run = end
-            elif starts((b"\r\n", b"\n"), pos):
-                kept.append(block[run:pos])
-                return b"".join(kept), block[pos:]
-            pos = end
-        if run == 0:
+                    dropped += 1
+                    continue
+            elif piece.startswith((b"\r\n", b"\n")):
+                rest = pieces[len(kept) + dropped :]
+                rest.append(b"")
+                if kept:
+                    append(b"")
+                return b"\n\r\n".join(kept), b"\n\r\n".join(rest)
+            append(piece)
+        if not dropped:
             return block, b""
-        kept.append(block[run:])
-        return b"".join(kept), b""
+        if kept:
+            append(b"")
+        return b"\n\r\n".join(kept), b""
 
     def _parse_fast(self, text: str) -> list[Message] | None:
         """Parse whole messages in Asterisk's own layout; None if ``text`` is unusual.
 
         ``text`` must be complete messages. The fast path needs CRLF line ends
-        only, no empty line but one after each message, no NUL or \\x01, and in
-        every line exactly one ``": "``, after a name without ``:`` and before a
-        value that does not start with a blank. Then the split of the whole text
-        at ``": "``, after the breaks are replaced by marks, is name, value,
-        mark, ...; the marks landing exactly on every third item proves that
-        (a line with no ``": "`` shifts every mark after it).
+        only, no NUL or \\x01, and in every line exactly one ``": "``, after a
+        name without ``:`` and before a value that does not start with a blank.
+        Then the split of the whole text at ``": "``, after the breaks are
+        replaced by marks, is name, value, mark, ...; the marks landing exactly
+        on every third item proves it: with n lines there are n - 1 marks, and
+        a line with no ``": "`` (an empty one too: a stray blank line) puts every
+        later mark off by at least one, unless a line with two makes up for it
+        before, which puts an earlier mark off.
         """
         if (
             not text.endswith(_CRLF2)
-            or text.startswith("\r\n")
-            or "\r\n\r\n\r\n" in text
             or _LINE_MARK in text
             or _MESSAGE_MARK in text
             or ":  " in text
