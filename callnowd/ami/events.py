@@ -7,6 +7,7 @@ nobody needs, so those are dropped before they are split into headers.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -60,6 +61,9 @@ class EventSubscriptions:
         self._by_name: dict[str, list[EventHandler]] = {}
         self._all: list[EventHandler] = []
         self._wanted: set[bytes] = set(ALWAYS_WANTED)
+        # The parser asks once per event; most names repeat, and a cached answer
+        # is looked up in C, without a Python call. Cleared whenever _wanted grows.
+        self._skip = functools.lru_cache(maxsize=1024)(self._unwanted)
 
     def subscribe(self, event: str | None, handler: EventHandler) -> Callable[[], None]:
         """Call ``handler`` for each event named ``event`` (None: every event).
@@ -72,6 +76,7 @@ class EventSubscriptions:
         else:
             handlers = self._by_name.setdefault(event.lower(), [])
             self._wanted.add(event.lower().encode())
+            self._skip.cache_clear()
         handlers.append(handler)
 
         def unsubscribe() -> None:
@@ -83,13 +88,15 @@ class EventSubscriptions:
     def skip_filter(self) -> Callable[[bytes], bool] | None:
         """Return ``skip(name) -> bool`` for unwanted event names; None keeps all.
 
-        The parser calls it once per event, so it is one small closure over
-        the (live) set of wanted lower-case names.
+        The parser calls it once per event. It stays live: a later
+        subscription changes its answers.
         """
         if self._all:
             return None
-        wanted = self._wanted
-        return lambda name: name.lower() not in wanted
+        return self._skip
+
+    def _unwanted(self, name: bytes) -> bool:
+        return name.lower() not in self._wanted
 
     def wants(self, name: bytes) -> bool:
         """Whether events of this name have a subscriber (or are always needed)."""

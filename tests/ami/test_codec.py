@@ -18,6 +18,7 @@ from callnowd.ami.codec import (
     encode_action,
     encode_message,
 )
+from callnowd.ami.events import EventSubscriptions
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "transcripts"
 SHARED = Path(__file__).parents[2].parent / "shared" / "asterisk" / "transcripts"
@@ -564,3 +565,20 @@ class FastPathTests(SynchronousTestCase):
         self.assertEqual(len(parser.feed(b"Event: A\nX: 1\n\n")), 1)
         self.assertEqual(len(parser.feed(b"\nEvent: B\r\n\r\nEvent: C\r\n\r\n")), 2)
         self.assertEqual(asked, [b"A", b"B", b"C"])
+
+
+class SkipFilterTests(SynchronousTestCase):
+    """The filter the parser gets from the client's subscriptions."""
+
+    def test_filter_is_live_and_case_insensitive(self) -> None:
+        """A filter taken before a subscription answers by the new subscriptions."""
+        subscriptions = EventSubscriptions()
+        skip = subscriptions.skip_filter()
+        assert skip is not None
+        self.assertTrue(skip(b"Hangup"))
+        self.assertFalse(skip(b"ORIGINATERESPONSE"))
+        subscriptions.subscribe("hangup", lambda message: None)
+        self.assertFalse(skip(b"Hangup"))
+        self.assertTrue(skip(b"VarSet"))
+        subscriptions.subscribe(None, lambda message: None)
+        self.assertIsNone(subscriptions.skip_filter())
