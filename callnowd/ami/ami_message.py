@@ -1,0 +1,139 @@
+"""The AMI message model and its errors: ordered, case-insensitive, duplicates kept.
+
+Shared by the parser (:mod:`callnowd.ami.ami_parser`) and the encoders
+(:mod:`callnowd.ami.codec`, which also re-exports everything here).
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+
+class AmiProtocolError(Exception):
+    """Malformed or oversized input; the connection should be dropped."""
+
+
+class AmiEncodingError(ValueError):
+    """A message or action was refused by the encoder (it would be unsafe on the wire)."""
+
+
+#: Header names we are willing to write.
+HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
+#: Channel variable names accepted in ``Variable: NAME=value``.
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_()]*\Z")
+#: Channel variable values accepted in ``Variable: NAME=value``.  Asterisk re-parses
+#: these values (commas split, quotes and backslashes vanish), so only a small
+#: alphabet is let through.
+SAFE_VARIABLE_VALUE = re.compile(r"[A-Za-z0-9_.:+-]*\Z")
+#: Asterisk reads at most 1024 bytes per line, line end included; we stay below.
+MAX_ACTION_LINE = 1024
+#: Asterisk's AST_MAX_MANHEADERS.
+MAX_ACTION_HEADERS = 128
+
+FORBIDDEN_CHARS = re.compile(r"[\r\n\x00]")
+
+
+@attrs.frozen
+class Message:
+    """One AMI message: an action, a response or an event.
+
+    Attributes:
+        headers: the ``(name, value)`` pairs in wire order, original spelling,
+            duplicates kept.
+        unparsed: lines of the message that had no ``:`` (kept for logging).
+    """
+
+    headers: tuple[tuple[str, str], ...]
+    unparsed: tuple[str, ...] = ()
+    _index: dict[str, str] | None = attrs.field(
+        default=None, init=False, eq=False, repr=False, hash=False
+    )
+
+    @classmethod
+    def of(cls, *pairs: tuple[str, str]) -> Message:
+        """Build a message from ``(name, value)`` pairs.
+
+        Args:
+            *pairs: the headers in order.
+
+        Returns:
+            The message.
+        """
+        return cls(tuple(pairs))
+
+    def _lookup(self) -> dict[str, str]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self.headers:
+                index.setdefault(name.lower(), value)
+            object.__setattr__(self, "_index", index)
+        return index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Return the first value of header ``name`` (case-insensitive).
+
+        Args:
+            name: the header name.
+            default: returned when the header is absent.
+
+        Returns:
+            The value, or ``default``.
+        """
+        return self._lookup().get(name.lower(), default)
+
+    def get_all(self, name: str) -> list[str]:
+        """Return every value of header ``name`` (case-insensitive), in order.
+
+        Args:
+            name: the header name.
+
+        Returns:
+            The values; empty when the header is absent.
+        """
+        lowered = name.lower()
+        return [value for key, value in self.headers if key.lower() == lowered]
+
+    def __getitem__(self, name: str) -> str:
+        value = self._lookup().get(name.lower())
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._lookup()
+
+    def _first(self, name: str) -> str | None:
+        # Asterisk writes Event/Response first; check that before building the index.
+        headers = self.headers
+        if headers and headers[0][0] == name:
+            return headers[0][1]
+        return self._lookup().get(name.lower())
+
+    @property
+    def event(self) -> str | None:
+        """The ``Event`` header, or None."""
+        return self._first("Event")
+
+    @property
+    def response(self) -> str | None:
+        """The ``Response`` header, or None."""
+        return self._first("Response")
+
+    @property
+    def action(self) -> str | None:
+        """The ``Action`` header, or None."""
+        return self._first("Action")
+
+    @property
+    def action_id(self) -> str | None:
+        """The ``ActionID`` header, or None."""
+        return self._lookup().get("actionid")
+
+
+# Markers that stand in for line and message breaks in the fast path: after
+# ``\r\n\r\n`` -> _MESSAGE_BREAK and ``\r\n`` -> _LINE_BREAK, one split of a
+# whole block at ": " gives name, value, mark, name, value, mark, ... exactly
+# when every line holds exactly one ": " (see AmiParser._parse_fast).

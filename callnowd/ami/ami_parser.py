@@ -1,0 +1,361 @@
+"""The incremental AMI parser: bytes from the wire to :class:`Message` objects.
+
+Fast paths for whole reads and for dropping unwanted events on the raw bytes, with
+a line-by-line path that gives identical results for any unusual input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from callnowd.ami.ami_message import AmiProtocolError, Message
+
+_LINE_MARK = "\x00"
+_MESSAGE_MARK = "\x01"
+_LINE_BREAK = ": \x00: "
+_MESSAGE_BREAK = ": \x01: "
+_CRLF2 = "\r\n\r\n"
+
+# Messages are built by setting the slots directly: the generated __init__ of
+# a frozen attrs class costs more than parsing a short event.
+_NEW = object.__new__
+_SET_HEADERS = Message.__dict__["headers"].__set__
+_SET_UNPARSED = Message.__dict__["unparsed"].__set__
+_SET_INDEX = Message.__dict__["_index"].__set__
+
+
+def _message_end(buffer: bytes | bytearray, start: int) -> int:
+    """Index just past the last empty line of ``buffer`` at or after ``start``; -1 if none."""
+    end = buffer.rfind(b"\n\r\n", start)
+    if end >= 0:
+        end += 3
+        other = buffer.rfind(b"\n\n", end - 1)
+    else:
+        other = buffer.rfind(b"\n\n", start)
+    if other >= 0 and other + 2 > end:
+        end = other + 2
+    return end
+
+
+class AmiParser:
+    """Incremental AMI parser: feed it bytes, get complete messages back.
+
+    Lines may end in ``\\r\\n`` or a bare ``\\n`` (one trailing ``\\r`` is
+    stripped); an empty line ends a message and empty lines between messages
+    are ignored. A header is split at the first ``:``; its value has leading
+    blanks stripped and trailing blanks kept; lines without ``:`` are kept in
+    :attr:`Message.unparsed`. Bytes are decoded as UTF-8 with replacement
+    characters, so no input can make it raise anything but
+    :class:`AmiProtocolError`.
+
+    Whole reads are handled at once: Asterisk's own CRLF output takes a fast
+    path built from a few C-level string operations per read; anything else
+    (bare LF, stray blank lines, a value holding ``": "``...) takes a slower
+    line-by-line path that gives the same messages.
+
+    Args:
+        expect_banner: the first line is the ``Asterisk Call Manager/x`` banner
+            (client side); it is stored in :attr:`banner`.
+        max_line: longest accepted line, in bytes, line end excluded.
+        max_headers: most lines accepted in one message.
+        max_message: largest accepted message, in bytes (line ends included).
+        skip_events: called with the event name (bytes, blanks stripped) of each
+            message whose first line starts with ``Event:``; True drops the
+            message before it is decoded or split into headers. The caps still
+            apply to dropped messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        expect_banner: bool = True,
+        max_line: int = 65536,
+        max_headers: int = 2000,
+        max_message: int = 1 << 20,
+        skip_events: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        self.banner: str | None = None
+        self._want_banner = expect_banner
+        self._max_line = max_line
+        self._max_headers = max_headers
+        self._max_message = max_message
+        # A block no longer than this cannot break the size caps; a pending
+        # tail no longer than the second one cannot break any cap (every line
+        # of a message takes at least two bytes).
+        self._small = min(max_line, max_message)
+        self._small_tail = min(max_line, max_message, 2 * max_headers)
+        #: May be replaced between feeds (None: keep every event).
+        self.skip_events = skip_events
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Consume ``data`` and return the messages it completed.
+
+        Args:
+            data: the next bytes from the connection, of any size.
+
+        Returns:
+            The complete messages, in order (possibly none).
+
+        Raises:
+            AmiProtocolError: a line, message or header count exceeded its cap.
+        """
+        buffer = self._buffer
+        if self._want_banner:
+            buffer += data
+            if not self._read_banner():
+                return []
+            data = bytes(buffer)
+            buffer.clear()
+        end = _message_end(data, 0)
+        if end >= 0:
+            # One copy: the pending bytes and the new ones up to the last end.
+            if buffer:
+                block = b"".join((buffer, memoryview(data)[:end]))
+                buffer.clear()
+            else:
+                block = data[:end] if end < len(data) else data
+            buffer += memoryview(data)[end:]
+        else:
+            # An end-of-message sequence may start in the last two old bytes.
+            start = len(buffer) - 2 if len(buffer) > 2 else 0
+            buffer += data
+            end = _message_end(buffer, start)
+            if end < 0:
+                self._check_tail()
+                return []
+            block = bytes(buffer[:end])
+            del buffer[:end]
+        if len(buffer) > self._small_tail:
+            self._check_tail()
+        return self._parse_block(block)
+
+    def _read_banner(self) -> bool:
+        buffer = self._buffer
+        newline = buffer.find(b"\n")
+        if newline < 0:
+            if len(buffer) > self._max_line:
+                raise AmiProtocolError("banner line too long")
+            return False
+        line = bytes(buffer[:newline])
+        del buffer[: newline + 1]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self._max_line:
+            raise AmiProtocolError("banner line too long")
+        self.banner = line.decode("utf-8", "replace")
+        self._want_banner = False
+        return True
+
+    # -- caps ------------------------------------------------------------------
+
+    def _check_tail(self) -> None:
+        tail = self._buffer
+        if len(tail) <= self._small_tail:
+            return
+        if len(tail) > self._max_message:
+            raise AmiProtocolError(f"message larger than {self._max_message} bytes")
+        partial = len(tail) - tail.rfind(b"\n") - 1
+        if tail.endswith(b"\r"):
+            partial -= 1  # maybe the CR of a CRLF
+        if partial > self._max_line:
+            raise AmiProtocolError(f"line longer than {self._max_line} bytes")
+        if tail.count(b"\n") > self._max_headers:
+            raise AmiProtocolError(f"more than {self._max_headers} lines in a message")
+
+    def _check_block(self, block: bytes) -> None:
+        """Line and message size caps of a block of whole messages."""
+        max_line = self._max_line
+        size = len(block)
+        if size > max_line:
+            # A line longer than max_line holds a whole window of max_line // 2
+            # bytes without LF, so only such windows need a closer look.
+            step = max(max_line // 2, 1)
+            find = block.find
+            pos = 0
+            while pos + step <= size:
+                if find(b"\n", pos, pos + step) >= 0:
+                    pos += step
+                    continue
+                first = block.rfind(b"\n", 0, pos) + 1
+                last = find(b"\n", pos)
+                length = last - first - (block[last - 1] == 13 and last > first)
+                if length > max_line:
+                    raise AmiProtocolError(f"line longer than {max_line} bytes")
+                pos = last + 1
+        if size > self._max_message:
+            length = 0
+            for raw in block.split(b"\n"):
+                if raw in (b"", b"\r"):
+                    length = 0
+                    continue
+                length += len(raw) + 1
+                if length > self._max_message:
+                    raise AmiProtocolError(
+                        f"message larger than {self._max_message} bytes"
+                    )
+
+    def _too_many_lines(self) -> AmiProtocolError:
+        return AmiProtocolError(f"more than {self._max_headers} lines in a message")
+
+    # -- parsing ---------------------------------------------------------------
+
+    def _parse_block(self, block: bytes) -> list[Message]:
+        if len(block) > self._small:
+            self._check_block(block)
+        skip = self.skip_events
+        if skip is None:
+            return self._parse_text(block)
+        kept, rest = self._drop_skipped(block, skip)
+        messages = self._parse_text(kept) if kept else []
+        if rest:
+            messages += self._parse_general(rest, skip)
+        return messages
+
+    def _parse_text(self, block: bytes) -> list[Message]:
+        text = block.decode("utf-8", "replace")
+        messages = self._parse_fast(text)
+        if messages is not None:
+            return messages
+        # One odd message must not slow down its neighbours: every "\r\n\r\n"
+        # ends a message, so each piece between them is tried on its own.
+        messages = []
+        for piece in text.split(_CRLF2):
+            if piece:
+                piece += _CRLF2
+                parsed = self._parse_fast(piece)
+                if parsed is None:
+                    parsed = self._parse_general(piece.encode(), None)
+                messages += parsed
+        return messages
+
+    def _drop_skipped(
+        self, block: bytes, skip: Callable[[bytes], bool]
+    ) -> tuple[bytes, bytes]:
+        """Split ``block`` into its kept messages and a rest for the general path.
+
+        Works on the raw bytes: one split of the block into messages, then a
+        dropped event costs a find, a slice and the ``skip`` call, never a
+        split into lines. At the first sign of an
+        unusual layout (a stray empty line) the remaining bytes are returned
+        as they are, not yet asked about.
+        """
+        if b"\n\n" in block:
+            return b"", block
+        # Now every message ends with "\n\r\n" (the block too); one starting
+        # with "\r\n" or "\n" follows a stray empty line.
+        pieces = block.split(b"\n\r\n")
+        pieces.pop()
+        big = 2 * self._max_headers
+        kept: list[bytes] = []
+        append = kept.append
+        dropped = 0
+        for piece in pieces:
+            if piece[:6] == b"Event:":
+                eol = piece.find(b"\n")
+                if skip(piece[6 : eol if eol >= 0 else None].strip()):
+                    if len(piece) > big and piece.count(b"\n") >= self._max_headers:
+                        raise self._too_many_lines()
+                    dropped += 1
+                    continue
+            elif piece.startswith((b"\r\n", b"\n")):
+                rest = pieces[len(kept) + dropped :]
+                rest.append(b"")
+                if kept:
+                    append(b"")
+                return b"\n\r\n".join(kept), b"\n\r\n".join(rest)
+            append(piece)
+        if not dropped:
+            return block, b""
+        if kept:
+            append(b"")
+        return b"\n\r\n".join(kept), b""
+
+    def _parse_fast(self, text: str) -> list[Message] | None:
+        """Parse whole messages in Asterisk's own layout; None if ``text`` is unusual.
+
+        ``text`` must be complete messages. The fast path needs CRLF line ends
+        only, no NUL or \\x01, and in every line exactly one ``": "``, after a
+        name without ``:`` and before a value that does not start with a blank.
+        Then the split of the whole text at ``": "``, after the breaks are
+        replaced by marks, is name, value, mark, ...; the marks landing exactly
+        on every third item proves it: with n lines there are n - 1 marks, and
+        a line with no ``": "`` (an empty one too: a stray blank line) puts every
+        later mark off by at least one, unless a line with two makes up for it
+        before, which puts an earlier mark off.
+        """
+        if (
+            not text.endswith(_CRLF2)
+            or _LINE_MARK in text
+            or _MESSAGE_MARK in text
+            or ":  " in text
+            or ": \t" in text
+        ):
+            return None
+        joined = text[:-4].replace(_CRLF2, _MESSAGE_BREAK).replace("\r\n", _LINE_BREAK)
+        if "\n" in joined:
+            return None
+        flat = joined.split(": ")
+        if len(flat) % 3 != 2:
+            return None
+        marks = flat[2::3]
+        count = marks.count(_MESSAGE_MARK)
+        if count + marks.count(_LINE_MARK) != len(marks):
+            return None
+        names = flat[0::3]
+        if ":" in "".join(names):
+            return None
+        pairs = tuple(zip(names, flat[1::3], strict=True))
+        marks.append(_MESSAGE_MARK)
+        index = marks.index
+        max_headers = self._max_headers
+        messages: list[Message] = []
+        append = messages.append
+        start = 0
+        for _ in range(count + 1):
+            end = index(_MESSAGE_MARK, start) + 1
+            if end - start > max_headers:
+                raise self._too_many_lines()
+            message = _NEW(Message)
+            _SET_HEADERS(message, pairs[start:end])
+            _SET_UNPARSED(message, ())
+            _SET_INDEX(message, None)
+            append(message)
+            start = end
+        return messages
+
+    def _parse_general(
+        self, block: bytes, skip: Callable[[bytes], bool] | None
+    ) -> list[Message]:
+        """Line-by-line parse of whole messages in any layout."""
+        messages: list[Message] = []
+        lines: list[bytes] = []
+        for raw in block.split(b"\n"):
+            line = raw[:-1] if raw.endswith(b"\r") else raw
+            if line:
+                lines.append(line)
+            elif lines:
+                message = self._build(lines, skip)
+                if message is not None:
+                    messages.append(message)
+                lines = []
+        return messages
+
+    def _build(
+        self, lines: list[bytes], skip: Callable[[bytes], bool] | None
+    ) -> Message | None:
+        if len(lines) > self._max_headers:
+            raise self._too_many_lines()
+        first = lines[0]
+        if skip is not None and first.startswith(b"Event:") and skip(first[6:].strip()):
+            return None
+        headers: list[tuple[str, str]] = []
+        unparsed: list[str] = []
+        for line in lines:
+            text = line.decode("utf-8", "replace")
+            name, colon, value = text.partition(":")
+            if colon:
+                headers.append((name, value.lstrip(" \t")))
+            else:
+                unparsed.append(text)
+        return Message(tuple(headers), tuple(unparsed))
