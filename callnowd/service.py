@@ -24,9 +24,10 @@ from callnowd.background import run_in_background
 from callnowd.calls.intake import Intake
 from callnowd.config import Config
 from callnowd.http.admin import AdminPages, mount_admin
+from callnowd.http.answers import NotReady
 from callnowd.http.captcha import CaptchaChallenges
 from callnowd.http.csrf import CsrfTokens
-from callnowd.http.public import NotReady, PublicPages, PublicSettings
+from callnowd.http.public import PublicPages, PublicSettings
 from callnowd.http.render import Templates
 from callnowd.http.site import CallNowSite
 from callnowd.limits.destination_policy import DestinationPolicy, policy_from_config

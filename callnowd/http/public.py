@@ -8,17 +8,11 @@ is the one-step link; ``/callnow/<id>/requests/<token>`` is the visitor's status
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from importlib.resources import files
-from typing import Any, Protocol, cast
-from zoneinfo import ZoneInfo
+from typing import Any, cast
 
 import attrs
-import phonenumbers
 from klein import Klein
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -26,6 +20,18 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from callnowd.calls.intake import DestinationRefused, Intake, RateLimited
+from callnowd.http.answers import (
+    STYLESHEET,
+    NotFoundLimiter,
+    NotReady,
+    client_ip,
+    cookie_nonce,
+    duration,
+    hours_lines,
+    json_bytes,
+    phone_example,
+    wants_json,
+)
 from callnowd.http.captcha import CaptchaChallenges, render_audio, render_image
 from callnowd.http.csrf import COOKIE_NAME, CsrfTokens
 from callnowd.http.forms import BadInput, form_params, query_params
@@ -40,10 +46,7 @@ from callnowd.models import (
     RequestState,
 )
 from callnowd.rules.availability import (
-    describe_window,
     is_accepting,
-    is_available,
-    next_available,
 )
 from callnowd.store.interface import Store
 from callnowd.validation import FieldError, check_phone_text, normalize_name
@@ -159,7 +162,7 @@ class PublicPages:
         except BadInput as e:
             return self._bad_input(request, e)
         prefs = extension.preferences
-        nonce = _cookie(request)
+        nonce = cookie_nonce(request)
         if not self._csrf.verify(nonce, prefs.callnow_id, form.get("csrf")):
             self._refused("csrf")
             request.setResponseCode(403)
@@ -200,7 +203,7 @@ class PublicPages:
         owner = None
         if extension is not None and extension.preferences.show_name:
             owner = extension.display_name
-        if _wants_json(request):
+        if wants_json(request):
             request.setHeader(b"content-type", JSON)
             return status_json(found, events, owner)
         context = status_page_context(found, events, owner, extension)
@@ -259,14 +262,14 @@ class PublicPages:
         ready = not failed
         request.setResponseCode(200 if ready else 503)
         request.setHeader(b"content-type", JSON)
-        return _json({"ready": ready, "checks": results})
+        return json_bytes({"ready": ready, "checks": results})
 
     @app.route("/static/callnow.css", methods=["GET", "HEAD"])
     def stylesheet(self, request: IRequest) -> bytes:
         """The one stylesheet."""
         request.setHeader(b"content-type", b"text/css; charset=utf-8")
         request.setHeader(b"cache-control", b"public, max-age=86400")
-        return _STYLESHEET
+        return STYLESHEET
 
     # -- helpers ---------------------------------------------------------------
 
@@ -307,7 +310,7 @@ class PublicPages:
                 name,
                 source,
                 self._clock.seconds(),
-                self._client_ip(request),
+                client_ip(request, self._settings.trust_forwarded_for),
             )
         except RateLimited as e:
             return self._limited(request, e.verdict)
@@ -331,7 +334,7 @@ class PublicPages:
         code: int = 200,
     ) -> bytes:
         prefs = extension.preferences
-        nonce = _cookie(request)
+        nonce = cookie_nonce(request)
         if not self._csrf.valid_nonce(nonce) or nonce is None:
             nonce = self._csrf.new_nonce()
             # IRequest does not declare httpOnly/sameSite; twisted.web's Request has them.
@@ -356,7 +359,7 @@ class PublicPages:
             name_required=prefs.ask_name,
             values=values or {"phone": "", "name": ""},
             errors=errors or {},
-            phone_example=_example(self._settings.default_region),
+            phone_example=phone_example(self._settings.default_region),
         )
 
     async def _captcha_media(
@@ -385,17 +388,6 @@ class PublicPages:
         if self.on_refusal is not None:
             self.on_refusal(reason)
 
-    def _client_ip(self, request: IRequest) -> str:
-        if self._settings.trust_forwarded_for:
-            forwarded = request.getHeader(b"x-forwarded-for")
-            if forwarded:
-                # The last address is the one our own proxy appended.
-                last: str = forwarded.decode("latin-1").split(",")[-1].strip()
-                if _IP_RE.fullmatch(last):
-                    return last
-        address = request.getClientAddress()
-        return str(getattr(address, "host", "unknown"))
-
     def _limited(self, request: IRequest, verdict: Verdict) -> bytes:
         reason = verdict.reason.value if verdict.reason is not None else "limited"
         self._refused(f"rate_limited_{reason}")
@@ -417,7 +409,7 @@ class PublicPages:
             title="Too many requests",
             text="Too many call requests came from you or for this number. "
             + (
-                f"Please try again in {_duration(wait)}."
+                f"Please try again in {duration(wait)}."
                 if wait is not None
                 else "Requests from here are blocked."
             ),
@@ -433,7 +425,8 @@ class PublicPages:
         # These answers are rate limited per client, against enumeration.
         if self.limiter is not None:
             verdict = await self.limiter.check_404(
-                self._client_ip(request), self._clock.seconds()
+                client_ip(request, self._settings.trust_forwarded_for),
+                self._clock.seconds(),
             )
             if not verdict.allowed:
                 return self._limited(request, verdict)
@@ -445,38 +438,15 @@ class PublicPages:
             title="This link is not available",
             text="The person you are trying to reach cannot take call requests "
             "through this link right now.",
-            hours=self._hours(extension),
+            hours=hours_lines(extension, self._clock.seconds()),
         )
-
-    def _hours(self, extension: Extension | None) -> list[str]:
-        """The owner's hours, when he shows them and is outside them now."""
-        if extension is None:
-            return []
-        prefs = extension.preferences
-        now = self._clock.seconds()
-        if (
-            not prefs.show_hours
-            or not prefs.enabled
-            or prefs.reject_all
-            or not prefs.availability_enabled
-            or is_available(prefs, extension.timezone, now)
-        ):
-            return []
-        lines = [
-            f"{describe_window(w)} ({extension.timezone} time)" for w in prefs.windows
-        ]
-        upcoming = next_available(prefs, extension.timezone, now)
-        if upcoming is not None:
-            local = datetime.fromtimestamp(upcoming, ZoneInfo(extension.timezone))
-            lines.append(f"Next available: {local:%A %d %B, %H:%M}")
-        return lines
 
     def _bad_input(self, request: IRequest, error: BadInput) -> bytes:
         self._refused("bad_input")
         request.setResponseCode(error.status)
-        if _wants_json(request):
+        if wants_json(request):
             request.setHeader(b"content-type", b"application/problem+json")
-            return _json(
+            return json_bytes(
                 {"title": "Bad request", "detail": error.message, "field": error.field}
             )
         return self._notice(request, "This request cannot be read", error.message)
@@ -487,58 +457,3 @@ class PublicPages:
     def _html(self, request: IRequest, template: str, **context: Any) -> bytes:
         request.setHeader(b"content-type", HTML)
         return self._templates.render(template, **context)
-
-
-_IP_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}")
-
-
-class NotReady(Exception):
-    """A readiness check's "no", with the words /readyz shows as they are."""
-
-
-class NotFoundLimiter(Protocol):
-    """Rate limit of "not available" answers per client."""
-
-    async def check_404(self, client_ip: str, now: float) -> Verdict:
-        """Allowed, or refused with a retry delay."""
-
-
-def _duration(seconds: float) -> str:
-    minutes = math.ceil(seconds / 60)
-    if minutes < 2:
-        return "a minute"
-    if minutes < 120:
-        return f"{minutes} minutes"
-    return f"{math.ceil(minutes / 60)} hours"
-
-
-def _cookie(request: IRequest) -> str | None:
-    raw = request.getCookie(COOKIE_NAME)
-    return raw.decode("ascii", "replace") if raw is not None else None
-
-
-def _wants_json(request: IRequest) -> bool:
-    accept = request.getHeader(b"accept") or b""
-    return b"application/json" in accept
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
-
-
-def _example(region: str) -> str:
-    example = phonenumbers.example_number_for_type(
-        region, phonenumbers.PhoneNumberType.MOBILE
-    )
-    if example is None:
-        return "+1 212 555 0123"
-    return phonenumbers.format_number(
-        example, phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    )
-
-
-def _load_stylesheet() -> bytes:
-    return files("callnowd.http").joinpath("static/callnow.css").read_bytes()
-
-
-_STYLESHEET = _load_stylesheet()
