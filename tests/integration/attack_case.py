@@ -21,10 +21,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import TestCase
 from twisted.web.http_headers import Headers
 
-from callnowd.ami.codec import Message
 from callnowd.ami.sim_config import (
     DEFAULT_OWNERS,
     AmiUser,
@@ -38,6 +36,7 @@ from callnowd.limits.settings import LimitSettings
 from callnowd.pbx_services import AMI_READ, AMI_WRITE
 from callnowd.store.open import open_store
 from tests.integration.daemon import GENEROUS_LIMITS, Daemon
+from tests.integration.pbx_case import SimulatorCase
 from tests.redis_server import free_port
 
 SECRET = "s3cret-for-attacks"
@@ -60,7 +59,7 @@ class Answer:
         return values[-1].decode() if values else None
 
 
-class AttackCase(TestCase):
+class AttackCase(SimulatorCase):
     """A simulator in this process and a daemon subprocess connected to it."""
 
     timeout = 90
@@ -197,20 +196,7 @@ class AttackCase(TestCase):
             await deferLater(reactor, 0.1)
             waited += 0.1
 
-    async def until(self, predicate: Any, timeout: float = 20.0) -> None:
-        """Wait for ``predicate()`` to hold."""
-        waited = 0.0
-        while not predicate():
-            if waited > timeout:
-                self.fail("condition not met in time")
-            await deferLater(reactor, 0.05)
-            waited += 0.05
-
     # -- what happened ---------------------------------------------------------------
-
-    def originates(self) -> list[Message]:
-        """Every Originate that reached the simulator."""
-        return [m for m in self.simulator.received_actions if m.action == "Originate"]
 
     def stored(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
         """Rows of the daemon's SQLite file (opened read-only)."""

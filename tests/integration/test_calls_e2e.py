@@ -20,7 +20,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import TestCase
 from twisted.web.http_headers import Headers
 
 from callnowd.ami.codec import Message
@@ -34,6 +33,7 @@ from callnowd.ami.sim_config import (
 from callnowd.ami.simulator import AsteriskSimulator
 from callnowd.pbx_services import AMI_READ, AMI_WRITE
 from tests.integration.daemon import Daemon
+from tests.integration.pbx_case import SimulatorCase
 
 EXTERNAL = "+12125550100"
 SECRET = "s3cret-for-tests"
@@ -46,7 +46,7 @@ def free_port() -> int:
         return port
 
 
-class CallsCase(TestCase):
+class CallsCase(SimulatorCase):
     """A simulator in this process and a daemon subprocess connected to it."""
 
     timeout = 120
@@ -148,19 +148,8 @@ class CallsCase(TestCase):
             await deferLater(reactor, 0.1)
             waited += 0.1
 
-    async def until(self, predicate: Any, timeout: float = 20.0) -> None:
-        waited = 0.0
-        while not predicate():
-            if waited > timeout:
-                self.fail("condition not met in time")
-            await deferLater(reactor, 0.05)
-            waited += 0.05
-
-    def originates(self) -> list[Message]:
-        return [m for m in self.simulator.received_actions if m.action == "Originate"]
-
     def user_events(self) -> list[Message]:
-        return [m for m in self.simulator.received_actions if m.action == "UserEvent"]
+        return self.actions("UserEvent")
 
 
 def states(document: dict[str, Any]) -> list[str]:
