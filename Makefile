@@ -38,7 +38,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not integration"
+	$(BIN)/pytest -q --ignore=tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/http_pages.py
