@@ -102,12 +102,17 @@ class Simulator:
 
 
 def start_full_stack(
-    cores: Cores, workdir: Path, simulator: Simulator, ring_timeout: int
+    cores: Cores,
+    workdir: Path,
+    simulator: Simulator,
+    ring_timeout: int,
+    limits: str = "",
 ) -> ServerProcess:
     """Start the daemon in AMI mode against ``simulator``; wait until it logged in.
 
     Capacity limits are raised far above what a run can reach, so no request is
-    failed for capacity before its Originate.
+    failed for capacity before its Originate. ``limits`` holds more ``[limits]``
+    lines (``redis_url = "..."``, say), added after :func:`generous_limits`.
     """
     daemon = start_daemon(
         cores,
@@ -123,7 +128,9 @@ def start_full_stack(
         "max_in_flight_per_extension = 1000000\n"
         # Port 0: the default fixed port would collide with other daemons.
         "[metrics]\n"
-        'listen = "tcp:0:interface=127.0.0.1"\n' + generous_limits(),
+        'listen = "tcp:0:interface=127.0.0.1"\n'
+        + (generous_limits() or ("[limits]\n" if limits else ""))
+        + limits,
     )
     try:
         provision(workdir)
