@@ -22,7 +22,7 @@ import enum
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -108,6 +108,9 @@ class FallbackRateLimitStore:
         if not self._down:
             try:
                 return await self._primary.evaluate(plan, now)
+            except CancelledError:
+                # The visitor went away (the web layer cancels): not an outage.
+                raise
             except Exception as e:
                 self._went_down(e)
         else:
@@ -164,6 +167,8 @@ class FallbackRateLimitStore:
     async def _guarded(self, coro: Coroutine[Any, Any, _T]) -> _T:
         try:
             return await coro
+        except CancelledError:
+            raise
         except Exception as e:
             self._went_down(e)
             raise StoreUnavailable(str(e)) from e

@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -95,6 +96,23 @@ class FallbackTests(SynchronousTestCase):
         self.assertTrue(run(store.evaluate(plan, T0)).verdict.allowed)
         self.assertFalse(run(store.evaluate(plan, T0)).verdict.allowed)
         self.assertEqual(store.outages, 1)
+
+    def test_cancelled_check_is_not_an_outage(self) -> None:
+        """A check cancelled because the visitor left keeps Redis in use."""
+        store = self.store(refuse=True)
+        gate: Deferred[None] = Deferred()
+
+        async def slow(plan: Plan, now: float) -> Outcome:
+            await gate
+            raise AssertionError("not reached")
+
+        self.primary.evaluate = slow  # type: ignore[method-assign]
+        checking = Deferred.fromCoroutine(store.evaluate(Plan((bucket(),)), T0))
+        with capturedLogs() as events:
+            checking.cancel()
+        self.failureResultOf(checking, CancelledError)
+        self.assertEqual(events, [])
+        self.assertEqual(store.status(), LimiterState.REDIS_OK)
 
     def test_refuse_mode_fails_closed(self) -> None:
         """With refuse, an outage refuses every request with reason `unavailable`."""
