@@ -17,13 +17,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import attrs
-
 from benchmarks.common import (
     ROOT,
     BenchError,
     Cores,
     ServerProcess,
+    generous_limits,
     listening_port,
     start_daemon,
     wait_for_line,
@@ -139,26 +138,6 @@ def start_full_stack(
         daemon.stop()
         raise
     return daemon
-
-
-def generous_limits() -> str:
-    """A ``[limits]`` section no benchmark run can reach, if the daemon has one.
-
-    Every ``*_limit`` (and ``ip_destinations``) of the daemon's rate limits is set
-    far above a run's requests, all from 127.0.0.1 to one link; the limiter still
-    runs for every request (in this process: no ``redis_url``).
-    """
-    from callnowd.config import Config
-
-    limits = getattr(Config(), "limits", None)
-    if limits is None or not attrs.has(type(limits)):
-        return ""
-    names = [
-        f.name
-        for f in attrs.fields(type(limits))
-        if f.name.endswith("_limit") or f.name == "ip_destinations"
-    ]
-    return "[limits]\n" + "".join(f"{name} = 1000000000\n" for name in names)
 
 
 def wait_ready(port: int, timeout: float = 30.0) -> None:

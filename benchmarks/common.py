@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
+
 from benchmarks.procs import (
     BIN,
     ROOT,
@@ -66,6 +68,7 @@ __all__ = [
     "callnowctl",
     "cpu_seconds",
     "daemon_config",
+    "generous_limits",
     "interleave",
     "listening_port",
     "median_iqr",
@@ -96,6 +99,26 @@ def start_baseline_web(cores: Cores, workdir: Path) -> ServerProcess:
     server = ServerProcess("baseline A", argv, workdir, workdir / "baseline.out")
     server.wait_listening(listening_port)
     return server
+
+
+def generous_limits() -> str:
+    """A ``[limits]`` section no benchmark run can reach, if the daemon has one.
+
+    Every ``*_limit`` (and ``ip_destinations``) of the daemon's rate limits is set
+    far above a run's requests, all from 127.0.0.1 to one link; the limiter still
+    runs for every request (in this process: no ``redis_url``).
+    """
+    from callnowd.config import Config
+
+    limits = getattr(Config(), "limits", None)
+    if limits is None or not attrs.has(type(limits)):
+        return ""
+    names = [
+        f.name
+        for f in attrs.fields(type(limits))
+        if f.name.endswith("_limit") or f.name == "ip_destinations"
+    ]
+    return "[limits]\n" + "".join(f"{name} = 1000000000\n" for name in names)
 
 
 def start_daemon(cores: Cores, workdir: Path, extra_config: str = "") -> ServerProcess:

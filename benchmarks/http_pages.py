@@ -31,6 +31,7 @@ from benchmarks.common import (
     ServerProcess,
     Target,
     callnowctl,
+    generous_limits,
     interleave,
     median_iqr,
     pick_cores,
@@ -266,9 +267,13 @@ def run(workdir: Path, settings: LoadSettings, rounds: int) -> int:
     try:
         baseline = start_baseline_web(cores, workdir)
         servers.append(baseline)
-        # FastAGI on port 0: the default fixed port would collide with other daemons.
+        # FastAGI and metrics on port 0: fixed ports would collide with other
+        # daemons; limits out of reach, so one_step measures stored requests.
         daemon = start_daemon(
-            cores, workdir, '[asterisk]\nagi_listen = "tcp:0:interface=127.0.0.1"\n'
+            cores,
+            workdir,
+            '[asterisk]\nagi_listen = "tcp:0:interface=127.0.0.1"\n'
+            '[metrics]\nlisten = "tcp:0:interface=127.0.0.1"\n' + generous_limits(),
         )
         servers.append(daemon)
         provision(workdir)
