@@ -206,7 +206,7 @@ class PublicPages:
         if wants_json(request):
             request.setHeader(b"content-type", JSON)
             return status_json(found, events, owner)
-        context = status_page_context(found, events, owner, extension)
+        context = status_page_context(found, events, owner)
         return self._html(
             request, "status.html", refresh=self._settings.status_refresh, **context
         )

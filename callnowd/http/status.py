@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callnowd.calls.states import FINAL
-from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
+from callnowd.models import CallRequest, RequestEvent, RequestState
 from callnowd.validation import mask_phone
 
 _TEXT: dict[RequestState, str] = {
@@ -65,10 +65,8 @@ def status_page_context(
     request: CallRequest,
     events: list[RequestEvent],
     owner: str | None,
-    extension: Extension | None,
 ) -> dict[str, Any]:
     """The template values of the HTML status page."""
-    del extension  # reserved for the owner's hours (shown when he allows it)
     return {
         "state": request.state.value,
         "final": request.state in FINAL,

@@ -153,16 +153,6 @@ class Daemon:
         """The daemon's URL for ``path``."""
         return f"http://127.0.0.1:{self.ports['HTTP']}{path}"
 
-    def wait_for_event(self, predicate: Any, timeout: float = 20.0) -> dict[str, Any]:
-        """Wait for a log event matching ``predicate`` and return it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in list(self.events):
-                if predicate(event):
-                    return event
-            time.sleep(0.02)
-        raise AssertionError("no matching log event")
-
     # -- tools -------------------------------------------------------------------
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
