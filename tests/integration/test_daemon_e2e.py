@@ -381,65 +381,25 @@ class DaemonTests(DaemonCase):
         """Callnowctl says what is wrong and exits non-zero."""
         daemon = self.start_daemon()
         provision(daemon)
+
+        def add(
+            number: str = "300",
+            external: str = "+12125550100",
+            dial: str = "PJSIP/1",
+            *extra: str,
+        ) -> tuple[str, ...]:
+            return ("extension", "add", number, "--name", "X", "--external",
+                    external, "--dial", dial, *extra)  # fmt: skip
+
         cases = [
             (("extension", "show", "999"), "no extension 999"),
+            (add("001*002"), "exists already"),
+            (add("300", "+12125550100", "PJSIP/1", "--callnow-id", "john"), "is taken"),
+            (add(external="12"), "not a valid number"),
+            (add(dial="PJSIP/1,evil"), "not a valid dial string"),
             (
-                (
-                    "extension",
-                    "add",
-                    "001*002",
-                    "--name",
-                    "X",
-                    "--external",
-                    "+12125550100",
-                    "--dial",
-                    "PJSIP/1",
-                ),
-                "exists already",
-            ),
-            (
-                (
-                    "extension",
-                    "add",
-                    "300",
-                    "--name",
-                    "X",
-                    "--external",
-                    "+12125550100",
-                    "--dial",
-                    "PJSIP/1",
-                    "--callnow-id",
-                    "john",
-                ),
-                "is taken",
-            ),
-            (
-                (
-                    "extension",
-                    "add",
-                    "300",
-                    "--name",
-                    "X",
-                    "--external",
-                    "12",
-                    "--dial",
-                    "PJSIP/1",
-                ),
-                "not a valid number",
-            ),
-            (
-                (
-                    "extension",
-                    "add",
-                    "300",
-                    "--name",
-                    "X",
-                    "--external",
-                    "+12125550100",
-                    "--dial",
-                    "PJSIP/1,evil",
-                ),
-                "not a valid dial string",
+                add("300", "+12125550100", "PJSIP/1", "--timezone", "Mars/Base"),
+                "IANA",
             ),
             (
                 ("callnow", "set", "001*002", "--id", "bad id!"),
@@ -451,22 +411,6 @@ class DaemonTests(DaemonCase):
                 "needs at least one --window",
             ),
             (("callnow", "set", "001*002", "--window", "mon 25:00-26:00"), "HH:MM"),
-            (
-                (
-                    "extension",
-                    "add",
-                    "300",
-                    "--name",
-                    "X",
-                    "--external",
-                    "+12125550100",
-                    "--dial",
-                    "PJSIP/1",
-                    "--timezone",
-                    "Mars/Base",
-                ),
-                "IANA",
-            ),
         ]
         for args, text in cases:
             result = daemon.ctl(*args)
