@@ -46,6 +46,7 @@ from benchmarks.common import (
     Target,
     WrkResult,
     interleave,
+    load_parser,
     pick_cores,
     require_wrk,
     scratch_dir,
@@ -87,10 +88,7 @@ def main(argv: list[str]) -> int:
     Returns:
         The exit status.
     """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds")
-    parser.add_argument("--duration", type=float, default=5.0, help="s per wrk run")
-    parser.add_argument("--connections", type=int, default=32)
+    parser = load_parser(__doc__, 3, "throughput rounds")
     parser.add_argument("--latency-rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500.0, help="offered req/s")
     parser.add_argument("--rate-duration", type=float, default=5.0)

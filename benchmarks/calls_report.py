@@ -20,6 +20,7 @@ from benchmarks.common import (
     Pair,
     Rounds,
     WrkResult,
+    fmt,
     median_iqr,
     print_json_line,
     print_table,
@@ -119,10 +120,10 @@ def _throughput(
         rows.append(
             [
                 name,
-                _fmt(rate, 0),
-                _fmt(http, 0),
-                _fmt(ratio),
-                _fmt(iqr),
+                fmt(rate, 0),
+                fmt(http, 0),
+                fmt(ratio),
+                fmt(iqr),
                 f"{len(kept)}/{len(all_pairs)}",
             ]
         )
@@ -203,13 +204,13 @@ def _latency(
         rows.append(
             [
                 name,
-                _fmt(med("a_p50"), 2),
-                _fmt(med("a_p99"), 2),
-                _fmt(med("http_p50"), 2),
-                _fmt(med("http_p99"), 2),
-                _fmt(med("originate_p50"), 2),
-                _fmt(med("originate_p99"), 2),
-                _fmt(med("originate_p99_ratio"), 2),
+                fmt(med("a_p50"), 2),
+                fmt(med("a_p99"), 2),
+                fmt(med("http_p50"), 2),
+                fmt(med("http_p99"), 2),
+                fmt(med("originate_p50"), 2),
+                fmt(med("originate_p99"), 2),
+                fmt(med("originate_p99_ratio"), 2),
                 f"{len(good)}/{len(mine)}",
             ]
         )
@@ -247,7 +248,3 @@ def _latency(
     out["offered_rps"] = options.rate
     out["baseline_p99_ms_at_rate"] = rounded(a99, 2)
     return out
-
-
-def _fmt(value: float | int | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"

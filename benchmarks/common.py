@@ -14,6 +14,7 @@ statistics), so a benchmark imports everything from here.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -68,9 +69,11 @@ __all__ = [
     "callnowctl",
     "cpu_seconds",
     "daemon_config",
+    "fmt",
     "generous_limits",
     "interleave",
     "listening_port",
+    "load_parser",
     "median_iqr",
     "parse_wrk_output",
     "pick_cores",
@@ -99,6 +102,22 @@ def start_baseline_web(cores: Cores, workdir: Path) -> ServerProcess:
     server = ServerProcess("baseline A", argv, workdir, workdir / "baseline.out")
     server.wait_listening(listening_port)
     return server
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A table cell: ``-`` for a missing value, else fixed-point."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def load_parser(
+    doc: str | None, rounds: int, rounds_help: str
+) -> argparse.ArgumentParser:
+    """The options every wrk-driven benchmark takes: rounds, duration, connections."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
+    parser.add_argument("--duration", type=float, default=5.0, help="s per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    return parser
 
 
 def generous_limits() -> str:

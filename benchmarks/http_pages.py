@@ -16,7 +16,6 @@ line of output is one JSON object with the figures.
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import sys
 from pathlib import Path
@@ -31,8 +30,10 @@ from benchmarks.common import (
     ServerProcess,
     Target,
     callnowctl,
+    fmt,
     generous_limits,
     interleave,
+    load_parser,
     median_iqr,
     pick_cores,
     print_json_line,
@@ -157,13 +158,13 @@ def report(rounds: Rounds, settings: LoadSettings, stored: tuple[int, int]) -> N
         rows.append(
             [
                 name,
-                _fmt(s["rps"], 0),
-                _fmt(s["ratio"]),
-                _fmt(s["iqr"]),
-                _fmt(s["p50_ms"], 2),
-                _fmt(s["p50_ratio"], 2),
-                _fmt(s["p99_ms"], 2),
-                _fmt(s["p99_ratio"], 2),
+                fmt(s["rps"], 0),
+                fmt(s["ratio"]),
+                fmt(s["iqr"]),
+                fmt(s["p50_ms"], 2),
+                fmt(s["p50_ratio"], 2),
+                fmt(s["p99_ms"], 2),
+                fmt(s["p99_ratio"], 2),
                 f"{s['n']}/{len(rounds.pairs[name])}",
             ]
         )
@@ -222,10 +223,6 @@ def report(rounds: Rounds, settings: LoadSettings, stored: tuple[int, int]) -> N
     print_json_line(summary)
 
 
-def _fmt(value: float | int | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def main(argv: list[str]) -> int:
     """Run the benchmark; 0 on success, 1 when it cannot run.
 
@@ -235,10 +232,7 @@ def main(argv: list[str]) -> int:
     Returns:
         The exit status.
     """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=5, help="rounds (>= 3)")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
-    parser.add_argument("--connections", type=int, default=32)
+    parser = load_parser(__doc__, 5, "rounds (>= 3)")
     parser.add_argument(
         "--settle", type=float, default=1.0, help="idle seconds after each run"
     )

@@ -42,7 +42,9 @@ from benchmarks.common import (
     ServerProcess,
     Target,
     WrkResult,
+    fmt,
     interleave,
+    load_parser,
     median_iqr,
     pick_cores,
     print_json_line,
@@ -216,14 +218,14 @@ def report(
             [
                 name,
                 "429/s" if name in REJECTS else "Originates/s",
-                _fmt(rate, 0),
-                _fmt(http, 0),
-                _fmt(ratio),
-                _fmt(iqr),
+                fmt(rate, 0),
+                fmt(http, 0),
+                fmt(ratio),
+                fmt(iqr),
                 "-" if target is None else f">= {target}",
-                _fmt(p99, 1),
-                _fmt(per[0], 0),
-                _fmt(per[1], 1),
+                fmt(p99, 1),
+                fmt(per[0], 0),
+                fmt(per[1], 1),
                 f"{len(kept)}/{len(pairs)}",
             ]
         )
@@ -341,10 +343,6 @@ def _checks(
     return out
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def main(argv: list[str]) -> int:
     """Run the benchmark; 0 on success, 1 when it cannot run.
 
@@ -354,10 +352,7 @@ def main(argv: list[str]) -> int:
     Returns:
         The exit status.
     """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds (>= 3)")
-    parser.add_argument("--duration", type=float, default=5.0, help="s per wrk run")
-    parser.add_argument("--connections", type=int, default=32)
+    parser = load_parser(__doc__, 3, "rounds (>= 3)")
     parser.add_argument("--ring-timeout", type=int, default=1, help="owner rings, s")
     options = parser.parse_args(argv)
     if options.rounds < 3:
