@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from callnowd.ami.agi import AgiEnvironment, AgiResult, AgiServerParser, encode_command
-from callnowd.ami.codec import AmiParser, Message, encode_action
+from callnowd.ami.codec import AmiParser, Message, encode_action, encode_message
 from callnowd.ami.sim_ami import AmiServerProtocol
 from callnowd.ami.sim_config import (
     AmiUser,
@@ -73,6 +73,10 @@ class Peer:
 
     def send(self, action: str, action_id: str, *headers: tuple[str, str]) -> None:
         self.protocol.dataReceived(encode_action(action, action_id, headers))
+
+    def send_raw(self, *headers: tuple[str, str]) -> None:
+        """An action encoded as a message (Getvar's Variable is a plain name)."""
+        self.protocol.dataReceived(encode_message(headers))
 
     def read(self) -> list[Message]:
         data = self.transport.value()
@@ -183,6 +187,43 @@ class AmiServerTests(SynchronousTestCase):
             (reply.response, reply["Ping"], reply.action_id), ("Success", "Pong", "p1")
         )
         self.assertEqual(float(reply["Timestamp"]), self.clock.seconds())
+
+    def test_getvar_setvar(self) -> None:
+        """Setvar/Getvar without a channel answer Success; no name or no channel errs."""
+        peer = Peer(self.sim)
+        peer.login()
+        peer.send_raw(
+            ("Action", "Setvar"),
+            ("ActionID", "s1"),
+            ("Variable", "GREETING"),
+            ("Value", "hi"),
+        )
+        [reply] = peer.read()
+        self.assertEqual(reply.response, "Success")
+        peer.send_raw(
+            ("Action", "Getvar"), ("ActionID", "g1"), ("Variable", "GREETING")
+        )
+        [reply] = peer.read()
+        self.assertEqual(
+            (reply.response, reply.get("Variable")), ("Success", "GREETING")
+        )
+        for action in ("Getvar", "Setvar"):
+            peer.send(action, "e1")
+            [reply] = peer.read()
+            self.assertEqual(
+                (reply.response, reply.get("Message")),
+                ("Error", "No variable specified"),
+            )
+            peer.send_raw(
+                ("Action", action),
+                ("ActionID", "e2"),
+                ("Variable", "X"),
+                ("Channel", "PJSIP/nope-1"),
+            )
+            [reply] = peer.read()
+            self.assertEqual(
+                (reply.response, reply.get("Message")), ("Error", "No such channel")
+            )
 
     def test_unknown_action(self) -> None:
         """An unknown action gets Asterisk's Invalid/unknown command text."""
