@@ -225,35 +225,36 @@ class ActionHandlers:
             ],
         )
 
-    def _getvar(self, message: Message) -> None:
+    def _variable_target(self, message: Message) -> tuple[str, Channel | None] | None:
+        """The variable name and channel of a Getvar/Setvar; None after an error."""
         name = (message.get("Variable") or "").strip()
         if not name:
             self.session.error(message, "No variable specified")
-            return
+            return None
         channel_name = (message.get("Channel") or "").strip()
         channel = (
             self.simulator.registry.by_name(channel_name) if channel_name else None
         )
         if channel_name and channel is None:
             self.session.error(message, "No such channel")
+            return None
+        return name, channel
+
+    def _getvar(self, message: Message) -> None:
+        target = self._variable_target(message)
+        if target is None:
             return
+        name, channel = target
         value = channel.variables.get(name, "") if channel is not None else ""
         self.session.respond(
             message, "Success", extra=[("Variable", name), ("Value", value)]
         )
 
     def _setvar(self, message: Message) -> None:
-        name = (message.get("Variable") or "").strip()
-        if not name:
-            self.session.error(message, "No variable specified")
+        target = self._variable_target(message)
+        if target is None:
             return
-        channel_name = (message.get("Channel") or "").strip()
-        channel = (
-            self.simulator.registry.by_name(channel_name) if channel_name else None
-        )
-        if channel_name and channel is None:
-            self.session.error(message, "No such channel")
-            return
+        name, channel = target
         if channel is not None:  # without a channel Asterisk sets a global
             emit_varset(self.simulator, channel, name, message.get("Value") or "")
         self.session.respond(message, "Success", "Variable Set")
