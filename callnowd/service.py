@@ -176,7 +176,7 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
         Site(operator_root, reactor=reactor),
     ).setServiceParent(root)
     site = CallNowSite(
-        pages.app.resource(), max_body=config.http.max_body_bytes, reactor=reactor
+        pages.resource(), max_body=config.http.max_body_bytes, reactor=reactor
     )
     http_endpoint = endpoints.serverFromString(reactor, config.http.listen)
     ListeningService("HTTP", http_endpoint, site).setServiceParent(root)

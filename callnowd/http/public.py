@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
 
 from callnowd.calls.intake import DestinationRefused, Intake, RateLimited
 from callnowd.http.answers import (
@@ -36,6 +37,7 @@ from callnowd.http.captcha import CaptchaChallenges, render_audio, render_image
 from callnowd.http.csrf import COOKIE_NAME, CsrfTokens
 from callnowd.http.forms import BadInput, form_params, query_params
 from callnowd.http.render import Templates
+from callnowd.http.routes import HotRoutes
 from callnowd.http.status import status_json, status_page_context
 from callnowd.limits.ratelimit import Verdict
 from callnowd.models import (
@@ -103,6 +105,10 @@ class PublicPages:
     on_refusal: Callable[[str], object] | None = None
     # Limits the "not available" answers per client (enumeration).
     limiter: NotFoundLimiter | None = None
+
+    def resource(self) -> IResource:
+        """The site's root: the busiest routes called directly, the rest via Klein."""
+        return HotRoutes(self.index_php, self.page, self.submit, self.app.resource())
 
     def add_readiness(
         self, name: str, check: Callable[[], Awaitable[str | None]]
@@ -403,8 +409,9 @@ class PublicPages:
         wait = verdict.retry_after
         if wait is not None:
             request.setHeader(b"retry-after", str(math.ceil(wait)).encode())
-        return self._html(
-            request,
+        request.setHeader(b"content-type", HTML)
+        # Kept per wording: the wait is said in whole minutes or hours.
+        return self._templates.render_kept(
             "notice.html",
             title="Too many requests",
             text="Too many call requests came from you or for this number. "
@@ -413,7 +420,7 @@ class PublicPages:
                 if wait is not None
                 else "Requests from here are blocked."
             ),
-            hours=[],
+            hours=(),
         )
 
     async def _unavailable(
@@ -432,13 +439,13 @@ class PublicPages:
                 return self._limited(request, verdict)
         self._refused("unavailable")
         request.setResponseCode(404)
-        return self._html(
-            request,
+        request.setHeader(b"content-type", HTML)
+        return self._templates.render_kept(
             "notice.html",
             title="This link is not available",
             text="The person you are trying to reach cannot take call requests "
             "through this link right now.",
-            hours=hours_lines(extension, self._clock.seconds()),
+            hours=tuple(hours_lines(extension, self._clock.seconds())),
         )
 
     def _bad_input(self, request: IRequest, error: BadInput) -> bytes:
@@ -452,7 +459,8 @@ class PublicPages:
         return self._notice(request, "This request cannot be read", error.message)
 
     def _notice(self, request: IRequest, title: str, text: str) -> bytes:
-        return self._html(request, "notice.html", title=title, text=text)
+        request.setHeader(b"content-type", HTML)
+        return self._templates.render_kept("notice.html", title=title, text=text)
 
     def _html(self, request: IRequest, template: str, **context: Any) -> bytes:
         request.setHeader(b"content-type", HTML)

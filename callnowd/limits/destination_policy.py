@@ -160,7 +160,8 @@ def _non_empty(
         raise ValueError(f"{attribute.name} must list at least one region")
 
 
-@attrs.frozen
+# cache_hash: the policy is a key of the destination screen's answer cache.
+@attrs.frozen(cache_hash=True)
 class DestinationPolicy:
     """Which numbers the operator lets callnowd call back.
 
@@ -187,7 +188,7 @@ class DestinationPolicy:
     )
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class ExtensionAllow:
     """An extension's own allow-list; it can only narrow the operator's policy.
 

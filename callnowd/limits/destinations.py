@@ -3,7 +3,10 @@
 This module owns :func:`check_destination`, a pure function from a number as typed
 (or already E.164) and a :class:`~callnowd.limits.destination_policy.DestinationPolicy`
 to a :class:`DestinationVerdict`. It never raises on any string, never touches the
-network and keeps no state except a cache of phonenumbers' emergency answers.
+network and keeps no state except caches of its own answers: the screen is a pure
+function of its arguments, so a bounded LRU of verdicts (:data:`VERDICT_CACHE_SIZE`)
+answers a number seen again -- a flood repeats one number -- without phonenumbers'
+parse, which is most of its cost.
 
 The checks, in order (the first that fails is the reason):
 
@@ -61,6 +64,8 @@ _E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
 # Longest digit string treated as a short number; phonenumbers' emergency numbers
 # have 2 to 6 digits.
 _SHORT_MAX_DIGITS = 6
+#: Verdicts remembered (number as typed, policy, allow-list); least recent first out.
+VERDICT_CACHE_SIZE = 4096
 
 
 @attrs.frozen
@@ -121,6 +126,20 @@ def check_destination(
     Returns:
         The verdict; refused verdicts carry no number. Never raises.
     """
+    if len(raw_or_e164) > _CACHED_MAX_CHARS:
+        return _screen(raw_or_e164, policy, extension_allow)  # refused unread anyway
+    return _cached_screen(raw_or_e164, policy, extension_allow)
+
+
+# Longer input is never a number (_INPUT_RE), so it is not worth a cache slot.
+_CACHED_MAX_CHARS = 80
+
+
+def _screen(
+    raw_or_e164: str,
+    policy: DestinationPolicy,
+    extension_allow: ExtensionAllow | None,
+) -> DestinationVerdict:
     text = raw_or_e164.strip(" ")
     if not _INPUT_RE.fullmatch(text):
         return _refuse(REASON_INVALID)
@@ -154,6 +173,9 @@ def check_destination(
     ):
         return _refuse(REASON_EXTENSION_NOT_ALLOWED)
     return _allow(e164, region, type_name)
+
+
+_cached_screen = functools.lru_cache(maxsize=VERDICT_CACHE_SIZE)(_screen)
 
 
 def _is_full_number(number: phonenumbers.PhoneNumber) -> bool:

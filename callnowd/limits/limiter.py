@@ -17,6 +17,12 @@ every request carrying it, before any bucket is touched.
 
 Keys never hold raw values: numbers, ranges, IP networks and link ids are
 HMAC-SHA256'd with the daemon's secret (:func:`~callnowd.limits.ratelimit.limit_key`).
+
+A request refused because a key is blocked is remembered
+(:mod:`callnowd.limits.blocked`) and answered the same again without a plan or a
+store call while the answer cannot change; the limiter forgets those answers when
+it lifts or creates a block. Keys of recent values are kept (a bounded map from
+the raw value, in memory only), so a flood does not recompute their HMACs.
 """
 
 from __future__ import annotations
@@ -32,12 +38,14 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from typing_extensions import override
 
+from callnowd.limits.blocked import BlockedAnswers
 from callnowd.limits.fallback import FallbackRateLimitStore, LimiterState
 from callnowd.limits.memory import MemoryRateLimitStore
 from callnowd.limits.ratelimit import (
     GLOBAL_KEY,
     BlockInfo,
     BucketCheck,
+    Check,
     DistinctCheck,
     Escalation,
     KeyKind,
@@ -51,6 +59,9 @@ from callnowd.limits.ratelimit import (
 )
 from callnowd.limits.settings import LimitSettings, parse_redis_url
 
+#: Raw values whose keys are kept; the map is emptied when it holds more.
+KEY_CACHE_SIZE = 4096
+
 
 class Limiter:
     """Rate limits for callback requests and 404s (see the module docstring).
@@ -61,6 +72,9 @@ class Limiter:
         secret: the daemon's secret key (for the HMACs).
         registry: a prometheus ``CollectorRegistry`` to register counters in,
             or None for the plain :attr:`denials` and :attr:`blocks` tallies only.
+        blocked_ttl: seconds a remembered "blocked" answer is trusted; None
+            (the default) when this limiter sees every block created or lifted
+            (its store is in process); 0 remembers nothing.
     """
 
     log = Logger()
@@ -72,10 +86,14 @@ class Limiter:
         secret: bytes,
         *,
         registry: Any = None,
+        blocked_ttl: float | None = None,
     ) -> None:
         self.store = store
         self._s = settings
         self._secret = secret
+        self._blocked = BlockedAnswers(blocked_ttl)
+        self._remember_blocks = blocked_ttl is None or blocked_ttl > 0
+        self._keys: dict[tuple[KeyKind, str], LimitKey] = {}
         self.denials: Tally[str] = Tally()  # reason -> refused requests
         self.blocks: Tally[str] = Tally()  # key kind -> blocks created
         self.allowed = 0
@@ -86,7 +104,19 @@ class Limiter:
             block_seconds=settings.block_seconds,
             memory=settings.strike_memory,
         )
+        s = settings
+        # Constant per daemon: built once, not per request.
+        self._global_check = BucketCheck(
+            Reason.GLOBAL, GLOBAL_KEY, Rate(s.global_limit, s.global_period)
+        )
+        self._ip_rate = Rate(s.ip_limit, s.ip_period)
+        self._link_rate = Rate(s.link_limit, s.link_period)
+        self._short_rate = Rate(s.destination_short_limit, s.destination_short_period)
+        self._long_rate = Rate(s.destination_long_limit, s.destination_long_period)
+        self._range_rate = Rate(s.range_limit, s.range_period)
+        self._not_found_rate = Rate(s.not_found_limit, s.not_found_period)
         self._prom_denials: Any = None
+        self._prom_denied: dict[str, Any] = {}  # reason -> labelled counter
         self._prom_blocks: Any = None
         if registry is not None:
             self._prom_denials = Counter(
@@ -108,11 +138,17 @@ class Limiter:
         IP values are reduced to their network first (IPv6 /``ipv6_prefix``);
         ranges are taken as given (an E.164 number minus its last digits).
         """
-        if kind is KeyKind.IP:
-            value = self._ip_network(value)
-        elif kind is KeyKind.GLOBAL:
+        if kind is KeyKind.GLOBAL:
             return GLOBAL_KEY
-        return limit_key(self._secret, kind, value)
+        cached = self._keys.get((kind, value))
+        if cached is not None:
+            return cached
+        raw = self._ip_network(value) if kind is KeyKind.IP else value
+        key = limit_key(self._secret, kind, raw)
+        if len(self._keys) >= KEY_CACHE_SIZE:
+            self._keys.clear()
+        self._keys[(kind, value)] = key
+        return key
 
     def _ip_network(self, client_ip: str) -> str:
         try:
@@ -138,34 +174,22 @@ class Limiter:
         destination = self.key(KeyKind.DESTINATION, destination_e164)
         area = self.key(KeyKind.RANGE, self.range_of(destination_e164))
         link = self.key(KeyKind.LINK, callnow_id)
-        return Plan(
-            (
-                BucketCheck(
-                    Reason.GLOBAL, GLOBAL_KEY, Rate(s.global_limit, s.global_period)
-                ),
-                BucketCheck(Reason.IP, ip, Rate(s.ip_limit, s.ip_period)),
-                DistinctCheck(
-                    Reason.IP_DESTINATIONS,
-                    ip,
-                    destination.digest,
-                    s.ip_destinations,
-                    s.ip_destinations_window,
-                ),
-                BucketCheck(Reason.LINK, link, Rate(s.link_limit, s.link_period)),
-                BucketCheck(
-                    Reason.DESTINATION_SHORT,
-                    destination,
-                    Rate(s.destination_short_limit, s.destination_short_period),
-                ),
-                BucketCheck(
-                    Reason.DESTINATION_LONG,
-                    destination,
-                    Rate(s.destination_long_limit, s.destination_long_period),
-                ),
-                BucketCheck(Reason.RANGE, area, Rate(s.range_limit, s.range_period)),
+        checks: tuple[Check, ...] = (
+            self._global_check,
+            BucketCheck(Reason.IP, ip, self._ip_rate),
+            DistinctCheck(
+                Reason.IP_DESTINATIONS,
+                ip,
+                destination.digest,
+                s.ip_destinations,
+                s.ip_destinations_window,
             ),
-            self._escalation,
+            BucketCheck(Reason.LINK, link, self._link_rate),
+            BucketCheck(Reason.DESTINATION_SHORT, destination, self._short_rate),
+            BucketCheck(Reason.DESTINATION_LONG, destination, self._long_rate),
+            BucketCheck(Reason.RANGE, area, self._range_rate),
         )
+        return Plan(checks, self._escalation)
 
     async def check(
         self, client_ip: str, callnow_id: str, destination_e164: str, now: float
@@ -184,7 +208,16 @@ class Limiter:
             ``unavailable``), ``retry_after`` seconds (None for a permanent
             block) and the ``kind:digest`` of the refusing key.
         """
-        return await self._run(self.plan(client_ip, callnow_id, destination_e164), now)
+        request = (client_ip, callnow_id, destination_e164)
+        known = self._blocked.get(request, now)
+        if known is not None:
+            return self._denied(known)
+        verdict = await self._run(
+            self.plan(client_ip, callnow_id, destination_e164), now
+        )
+        if self._remember_blocks:
+            self._blocked.remember(request, verdict, now)
+        return verdict
 
     async def check_404(self, client_ip: str, now: float) -> Verdict:
         """May this client get another answer for an unknown link?
@@ -192,10 +225,15 @@ class Limiter:
         Call it when a link lookup finds nothing; on refusal answer 429 instead
         of the uniform not-found page. Repeated refusals escalate the IP.
         """
-        s = self._s
-        rate = Rate(s.not_found_limit, s.not_found_period)
-        check = BucketCheck(Reason.NOT_FOUND, self.key(KeyKind.IP, client_ip), rate)
-        return await self._run(Plan((check,), self._escalation), now)
+        known = self._blocked.get(client_ip, now)
+        if known is not None:
+            return self._denied(known)
+        ip = self.key(KeyKind.IP, client_ip)
+        check = BucketCheck(Reason.NOT_FOUND, ip, self._not_found_rate)
+        verdict = await self._run(Plan((check,), self._escalation), now)
+        if self._remember_blocks:
+            self._blocked.remember(client_ip, verdict, now)
+        return verdict
 
     async def _run(self, plan: Plan, now: float) -> Verdict:
         outcome = await self.store.evaluate(plan, now)
@@ -203,10 +241,10 @@ class Limiter:
         if verdict.allowed:
             self.allowed += 1
         else:
-            reason = (verdict.reason or Reason.UNAVAILABLE).value
-            self.denials[reason] += 1
-            if self._prom_denials is not None:
-                self._prom_denials.labels(reason=reason).inc()
+            self._denied(verdict)
+        if outcome.new_blocks:
+            # A new block can outrank a remembered one for the same request.
+            self._blocked.clear()
         for block in outcome.new_blocks:
             self.blocks[block.kind.value] += 1
             if self._prom_blocks is not None:
@@ -219,6 +257,18 @@ class Limiter:
                 until=block.until,
                 strikes=block.strikes,
             )
+        return verdict
+
+    def _denied(self, verdict: Verdict) -> Verdict:
+        reason = (verdict.reason or Reason.UNAVAILABLE).value
+        self.denials[reason] += 1
+        if self._prom_denials is not None:
+            counter = self._prom_denied.get(reason)
+            if counter is None:
+                counter = self._prom_denied[reason] = self._prom_denials.labels(
+                    reason=reason
+                )
+            counter.inc()
         return verdict
 
     async def list_blocks(self, now: float) -> list[BlockInfo]:
@@ -234,7 +284,13 @@ class Limiter:
         Raises:
             ValueError: ``key`` is not ``kind:digest``.
         """
-        lifted = await self.store.lift(LimitKey.parse(key))
+        parsed = LimitKey.parse(key)
+        self._blocked.clear()
+        try:
+            lifted = await self.store.lift(parsed)
+        finally:
+            # Also after: an answer remembered while the lift was on its way.
+            self._blocked.clear()
         if lifted:
             self.log.info("Block of {key} lifted", key=key)
         return lifted
@@ -324,4 +380,11 @@ def build_limiter(
         await store.close()
         await redis.close()
 
-    return Limiter(store, settings, secret, registry=registry), LimiterService(close)
+    limiter = Limiter(
+        store,
+        settings,
+        secret,
+        registry=registry,
+        blocked_ttl=settings.blocked_answer_ttl,
+    )
+    return limiter, LimiterService(close)

@@ -76,6 +76,11 @@ def _positive(value: float) -> None:
         raise ValueError(f"must be greater than 0, not {value}")
 
 
+def _not_negative(value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"must be 0 or more, not {value}")
+
+
 def _range_digits(value: int) -> None:
     if not 1 <= value <= 8:
         raise ValueError(f"must be between 1 and 8, not {value}")
@@ -126,6 +131,11 @@ class LimitSettings:
         on_redis_down: ``"fallback"`` answers from the in-process limiter (logged
             once per outage); ``"refuse"`` refuses every request (fail closed).
         key_prefix: prefix of every Redis key.
+        blocked_answer_ttl: with Redis, seconds a daemon answers a request
+            refused for a blocked key again from memory before asking Redis
+            (a lift elsewhere takes effect within this time); 0: ask Redis
+            every time. Without Redis the daemon sees every lift itself and
+            remembers such answers until the block ends.
         ipv6_prefix: IPv6 clients are limited per network of this length (a
             single host usually owns a whole /64).
         ip_limit: requests per client IP per ``ip_period``.
@@ -174,6 +184,7 @@ class LimitSettings:
     redis_server_time: bool = True
     on_redis_down: Literal["fallback", "refuse"] = "fallback"
     key_prefix: str = _f("callnow:rl", _prefix)
+    blocked_answer_ttl: float = _f(1.0, _not_negative)
     ipv6_prefix: int = _f(64, _ipv6_prefix)
     ip_limit: int = _f(5)
     ip_period: float = _f(900.0)

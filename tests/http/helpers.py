@@ -90,7 +90,7 @@ class PagesCase(SynchronousTestCase):
             readiness={"store": self.store.ping},
         )
         # StubTreq builds its methods dynamically; mypy sees none of them.
-        self.client: Any = StubTreq(self.pages.app.resource())
+        self.client: Any = StubTreq(self.pages.resource())
 
     def add(self, ext: Extension) -> Extension:
         self.successResultOf(Deferred.fromCoroutine(self.store.add_extension(ext)))

@@ -110,7 +110,7 @@ class FuzzTests(PagesCase):
         self.intake.listeners.append(self.dispatched.append)
         self.pages = attrs.evolve(self.pages, intake=self.intake)
         self.pages.limiter = self.limiter
-        self.client: Any = StubTreq(self.pages.app.resource())
+        self.client: Any = StubTreq(self.pages.resource())
         self.add(extension("john", image_validation=False))
         self.add(extension("jane", image_validation=False, ask_name=False))
         self.answers: dict[int, int] = {}

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from callnowd.limits import destinations
 from callnowd.limits.destination_policy import (
     DEFAULT_REFUSED_TYPES,
     TYPE_BY_NAME,
@@ -341,3 +342,39 @@ class DestinationPropertyTests(SynchronousTestCase):
         verdict = check_destination(raw, policy, allow)
         if verdict.allowed:
             self.assertEqual(check_destination(raw, policy), verdict)
+
+    @given(numbers, regions, type_names, prefixes, st.sampled_from(["", "  "]))
+    def test_remembered_verdicts_are_the_screens(
+        self,
+        raw: str,
+        allowed: list[str],
+        refused: frozenset[str],
+        blocked: list[str],
+        padding: str,
+    ) -> None:
+        """Asked again (from the cache), the screen says what it says uncached.
+
+        And it answers for this policy, not for another's.
+        """
+        policy = DestinationPolicy(
+            home_region="US",
+            allowed_regions=allowed,
+            refused_types=refused,
+            blocked_prefixes=blocked,
+        )
+        text = padding + raw
+        first = check_destination(text, policy)
+        self.assertEqual(check_destination(text, policy), first)
+        self.assertEqual(destinations._screen(text, policy, None), first)
+        for other in (US, GB):
+            self.assertEqual(
+                check_destination(text, other), destinations._screen(text, other, None)
+            )
+
+    def test_the_cache_is_bounded(self) -> None:
+        """The screen remembers at most VERDICT_CACHE_SIZE answers."""
+        for i in range(destinations.VERDICT_CACHE_SIZE + 10):
+            check_destination(f"+1201555{i:04d}", US)
+        info = destinations._cached_screen.cache_info()
+        self.assertEqual(info.maxsize, destinations.VERDICT_CACHE_SIZE)
+        self.assertLessEqual(info.currsize, destinations.VERDICT_CACHE_SIZE)
