@@ -8,6 +8,7 @@ one client address blocked by escalation and lifts it with ``callnowctl``.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -122,4 +123,67 @@ class OperatorBlockTests(AttackCase):
         # (asking earlier would be a new denial), then one request passes.
         await deferLater(reactor, max(0.0, allowed_at + 5.5 - time.monotonic()))
         answer = await self.one_step("victim", "+14155550199", "Mary", attacker)
+        self.assertEqual(answer.code, 303, answer.body)
+
+
+def script_calls(redis: RedisServer) -> int:
+    """Lua script runs (EVAL + EVALSHA) Redis has served."""
+    text = redis.command("INFO", "commandstats").decode()
+    found = re.findall(r"cmdstat_eval(?:sha)?:calls=(\d+)", text)
+    return sum(int(n) for n in found)
+
+
+class RedisBlockTests(AttackCase):
+    """With Redis, a blocked flood is answered from memory; a lift still works."""
+
+    skip = SKIP_REASON
+
+    async def test_lifted_in_redis_within_the_ttl(self) -> None:
+        """A block lifted in Redis by callnowctl is honoured within the ttl.
+
+        The daemon answered the blocked flood from memory meanwhile.
+        """
+        redis = RedisServer()
+        redis.start()
+        self.addCleanup(redis.cleanup)
+        ttl = 1.0
+        await self.start(
+            limits={
+                "redis_url": f"redis://127.0.0.1:{redis.port}/0",
+                "ip_limit": 1,
+                "ip_period": 5.0,
+                "escalate_after": 1,
+                "blocked_answer_ttl": ttl,
+            },
+            calls={"max_in_flight_per_extension": 20},
+        )
+        attacker = "203.0.113.77"
+        allowed_at = time.monotonic()
+        codes = []
+        for n in range(3):
+            answer = await self.one_step("victim", f"+1415555018{n}", "Mary", attacker)
+            codes.append(answer.code)
+        self.assertEqual(codes, [303, 429, 429])  # the second denial blocked it
+        # The same request again and again: one Redis evaluation per ttl at most.
+        before, started = script_calls(redis), time.monotonic()
+        flood = [
+            await self.one_step("victim", "+14155550182", "Mary", attacker)
+            for _ in range(10)
+        ]
+        elapsed = time.monotonic() - started
+        self.assertEqual({a.code for a in flood}, {429})
+        waits = {int(a.header("retry-after") or 0) for a in flood}
+        self.assertLessEqual(max(waits) - min(waits), 1)
+        self.assertGreater(min(waits), 3600)  # the 24 h block
+        self.assertLessEqual(script_calls(redis) - before, 1 + int(elapsed / ttl))
+
+        # Lifted in Redis itself (the daemon is not asked).
+        lifted = await deferToThread(
+            self.daemon.ctl, "blocks", "lift", "--ip", attacker, "--via", "redis"
+        )
+        self.assertEqual(lifted.returncode, 0, lifted.stderr)
+        # Past the IP's own bucket (one per 5 s) and the ttl: let through.
+        wait = max(allowed_at + 5.5, time.monotonic() + ttl) - time.monotonic()
+        await deferLater(reactor, wait)
+        answer = await self.one_step("victim", "+14155550182", "Mary", attacker)
         self.assertEqual(answer.code, 303, answer.body)
