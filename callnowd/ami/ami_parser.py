@@ -6,7 +6,8 @@ a line-by-line path that gives identical results for any unusual input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 
 from callnowd.ami.ami_message import AmiProtocolError, Message
 
@@ -22,6 +23,71 @@ _NEW = object.__new__
 _SET_HEADERS = Message.__dict__["headers"].__set__
 _SET_UNPARSED = Message.__dict__["unparsed"].__set__
 _SET_INDEX = Message.__dict__["_index"].__set__
+
+
+# What bytes.strip() removes around an event name.
+_BLANKS = rb"[ \t\r\x0b\x0c]*"
+
+
+class WantedEvents:
+    """A ``skip_events`` filter that keeps the events named in a set.
+
+    ``skip(name)`` is ``name.lower() not in names`` (ASCII case folding, like
+    ``bytes.lower``). The parser does not call it for each event: it asks
+    :meth:`patterns` for two regular expressions that find the messages to keep
+    in a whole read, so a dropped event costs no Python code at all. Both are
+    derived from :attr:`names` and replaced together with it by :meth:`add`, so
+    they can never answer for an older set.
+
+    Args:
+        names: the event names to keep.
+    """
+
+    __slots__ = ("_patterns", "names")
+
+    def __init__(self, names: Iterable[bytes] = ()) -> None:
+        self.names: frozenset[bytes] = frozenset(name.lower() for name in names)
+        self._patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]] | None = None
+
+    def __call__(self, name: bytes) -> bool:
+        """Whether events named ``name`` are dropped."""
+        return name.lower() not in self.names
+
+    def add(self, name: bytes) -> None:
+        """Keep events named ``name`` from now on."""
+        lowered = name.lower()
+        if lowered not in self.names:
+            self.names = self.names | {lowered}
+            self._patterns = None
+
+    def patterns(self) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+        """Return ``(first, later)``: which messages of a read to keep.
+
+        ``first.match(block)`` tells whether the message at the start of a read
+        is kept. A match of ``later`` is either an end-of-message ``\n\r\n``
+        after which a kept message (or the end of the read) starts, or a bare
+        ``\n\n`` (an LF-only empty line: the read needs the general path).
+        A message is kept unless its first line is ``Event:`` and a name
+        outside :attr:`names`; names that no stripped line could hold (blanks
+        at either end, a line break) are left out, as ``skip`` never finds them
+        either.
+        """
+        patterns = self._patterns
+        if patterns is None:
+            usable = sorted(
+                name
+                for name in self.names
+                if name == name.strip() and b"\n" not in name
+            )
+            keep = rb"(?!Event:)"
+            if usable:
+                names = b"|".join(re.escape(name) for name in usable)
+                keep += rb"|(?=Event:" + _BLANKS + rb"(?i:" + names + rb")"
+                keep += _BLANKS + rb"\n)"
+            later = rb"\n(?:\r\n(?:" + keep + rb")|\n)"
+            patterns = (re.compile(keep), re.compile(later))
+            self._patterns = patterns
+        return patterns
 
 
 def _message_end(buffer: bytes | bytearray, start: int) -> int:
@@ -206,11 +272,9 @@ class AmiParser:
         skip = self.skip_events
         if skip is None:
             return self._parse_text(block)
-        kept, rest = self._drop_skipped(block, skip)
-        messages = self._parse_text(kept) if kept else []
-        if rest:
-            messages += self._parse_general(rest, skip)
-        return messages
+        if type(skip) is WantedEvents:
+            return self._parse_wanted(block, skip)
+        return self._parse_general(block, skip)
 
     def _parse_text(self, block: bytes) -> list[Message]:
         text = block.decode("utf-8", "replace")
@@ -229,47 +293,63 @@ class AmiParser:
                 messages += parsed
         return messages
 
-    def _drop_skipped(
-        self, block: bytes, skip: Callable[[bytes], bool]
-    ) -> tuple[bytes, bytes]:
-        """Split ``block`` into its kept messages and a rest for the general path.
+    def _parse_wanted(self, block: bytes, wanted: WantedEvents) -> list[Message]:
+        """Parse the messages of ``block`` that ``wanted`` keeps; drop the others.
 
-        Works on the raw bytes: one split of the block into messages, then a
-        dropped event costs a find, a slice and the ``skip`` call, never a
-        split into lines. At the first sign of an
-        unusual layout (a stray empty line) the remaining bytes are returned
-        as they are, not yet asked about.
+        The regular expressions of :meth:`WantedEvents.patterns` find where the
+        kept messages start, so a dropped one is never sliced, decoded or even
+        looked at from Python. A read with an LF-only empty line takes the
+        general path; from a stray empty line on, so does the rest of the read.
         """
-        if b"\n\n" in block:
-            return b"", block
-        # Now every message ends with "\n\r\n" (the block too); one starting
-        # with "\r\n" or "\n" follows a stray empty line.
-        pieces = block.split(b"\n\r\n")
-        pieces.pop()
-        big = 2 * self._max_headers
-        kept: list[bytes] = []
-        append = kept.append
-        dropped = 0
-        for piece in pieces:
-            if piece[:6] == b"Event:":
-                eol = piece.find(b"\n")
-                if skip(piece[6 : eol if eol >= 0 else None].strip()):
-                    if len(piece) > big and piece.count(b"\n") >= self._max_headers:
-                        raise self._too_many_lines()
-                    dropped += 1
-                    continue
-            elif piece.startswith((b"\r\n", b"\n")):
-                rest = pieces[len(kept) + dropped :]
-                rest.append(b"")
-                if kept:
-                    append(b"")
-                return b"\n\r\n".join(kept), b"\n\r\n".join(rest)
-            append(piece)
-        if not dropped:
-            return block, b""
-        if kept:
-            append(b"")
-        return b"\n\r\n".join(kept), b""
+        self._check_line_counts(block)
+        first, later = wanted.patterns()
+        starts = [match.end() for match in later.finditer(block)]
+        if first.match(block):
+            starts.insert(0, 0)
+        size = len(block)
+        find = block.find
+        pieces: list[bytes] = []
+        rest: list[Message] = []
+        for start in starts:
+            if start and block[start - 2] == 10:  # "\n\n"
+                return self._parse_general(block, wanted)
+            if start == size:
+                break
+            if block[start] in (10, 13):
+                rest = self._parse_general(block[start:], wanted)
+                break
+            pieces.append(block[start : find(b"\n\r\n", start) + 3])
+        if not pieces:
+            return rest
+        messages = self._parse_text(b"".join(pieces))
+        if rest:
+            messages += rest
+        return messages
+
+    def _check_line_counts(self, block: bytes) -> None:
+        """Raise if a message ending in ``\n\r\n`` in ``block`` has too many lines.
+
+        Such a message spans at least ``2 * max_headers`` bytes, each line
+        taking two, so it holds a whole window of ``max_headers`` bytes without
+        a message end; only messages under such windows are counted. (A message
+        ending otherwise is left to the general path, which counts every line.)
+        """
+        max_headers = self._max_headers
+        size = len(block)
+        find = block.find
+        pos = 0
+        while pos + max_headers <= size:
+            if find(b"\n\r\n", pos, pos + max_headers) >= 0:
+                pos += max_headers
+                continue
+            start = block.rfind(b"\n\r\n", 0, pos)
+            start = 0 if start < 0 else start + 3
+            end = find(b"\n\r\n", pos)
+            if end < 0:
+                return
+            if block.count(b"\n", start, end) >= max_headers:
+                raise self._too_many_lines()
+            pos = end + 3
 
     def _parse_fast(self, text: str) -> list[Message] | None:
         """Parse whole messages in Asterisk's own layout; None if ``text`` is unusual.

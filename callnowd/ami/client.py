@@ -43,6 +43,7 @@ from callnowd.ami.protocol import (
     AmiConnectionLost,
     AmiNotConnected,
     AmiProtocol,
+    DebugThrottle,
     ListResult,
 )
 
@@ -124,6 +125,8 @@ class AmiClient(Service):
         self._settings = settings
         self._endpoint_name = str(endpoint)
         self.instance_id = settings.instance_id or secrets.token_hex(3)
+        self._id_prefix = f"{self.instance_id}-"
+        self._unowned = DebugThrottle(reactor)
         self._connections = 0
         self._protocol: AmiProtocol | None = None
         self._auth_failed = False
@@ -431,14 +434,15 @@ class AmiClient(Service):
         """Route one event: originate results by ActionID, then subscribers."""
         if name == "OriginateResponse" or name == "UserEvent":
             action_id = message.action_id
-            if action_id is not None and not action_id.startswith(
-                f"{self.instance_id}-"
-            ):
-                self.log.debug(
-                    "AMI {event} for an ActionID we do not own: {action_id}",
-                    event=name,
-                    action_id=action_id,
-                )
+            if action_id is not None and not action_id.startswith(self._id_prefix):
+                suppressed = self._unowned.allow()
+                if suppressed is not None:
+                    self.log.debug(
+                        "AMI {event} for an ActionID we do not own: {action_id}",
+                        event=name,
+                        action_id=action_id,
+                        suppressed=suppressed,
+                    )
                 return
             if name == "OriginateResponse":
                 entry = self._originates.pop(action_id or "", None)

@@ -7,13 +7,13 @@ nobody needs, so those are dropped before they are split into headers.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from callnowd.ami.ami_parser import WantedEvents
 from callnowd.ami.codec import Message
 from callnowd.background import run_in_background
 
@@ -57,13 +57,16 @@ _log = Logger(namespace="callnowd.ami.events")
 class EventSubscriptions:
     """Handlers by event name (case-insensitive) plus handlers for every event."""
 
+    #: Most distinct event names whose handler lists are kept ready.
+    ROUTES = 1024
+
     def __init__(self) -> None:
         self._by_name: dict[str, list[EventHandler]] = {}
         self._all: list[EventHandler] = []
-        self._wanted: set[bytes] = set(ALWAYS_WANTED)
-        # The parser asks once per event; most names repeat, and a cached answer
-        # is looked up in C, without a Python call. Cleared whenever _wanted grows.
-        self._skip = functools.lru_cache(maxsize=1024)(self._unwanted)
+        self._wanted = WantedEvents(ALWAYS_WANTED)
+        # The handlers of each event name as spelt on the wire, the named ones
+        # first; emptied whenever a subscription is added or removed.
+        self._routes: dict[str, tuple[EventHandler, ...]] = {}
 
     def subscribe(self, event: str | None, handler: EventHandler) -> Callable[[], None]:
         """Call ``handler`` for each event named ``event`` (None: every event).
@@ -76,48 +79,49 @@ class EventSubscriptions:
         else:
             handlers = self._by_name.setdefault(event.lower(), [])
             self._wanted.add(event.lower().encode())
-            self._skip.cache_clear()
         handlers.append(handler)
+        self._routes.clear()
 
         def unsubscribe() -> None:
             if handler in handlers:
                 handlers.remove(handler)
+                self._routes.clear()
 
         return unsubscribe
 
-    def skip_filter(self) -> Callable[[bytes], bool] | None:
-        """Return ``skip(name) -> bool`` for unwanted event names; None keeps all.
+    def skip_filter(self) -> WantedEvents | None:
+        """Return the parser's ``skip_events`` filter; None keeps every event.
 
-        The parser calls it once per event. It stays live: a later
-        subscription changes its answers.
+        It stays live: a later subscription changes its answers.
         """
         if self._all:
             return None
-        return self._skip
-
-    def _unwanted(self, name: bytes) -> bool:
-        return name.lower() not in self._wanted
+        return self._wanted
 
     def wants(self, name: bytes) -> bool:
         """Whether events of this name have a subscriber (or are always needed)."""
-        return bool(self._all) or name.lower() in self._wanted
+        return bool(self._all) or not self._wanted(name)
 
     def dispatch(self, message: Message, name: str) -> None:
-        """Give ``message`` (event ``name``) to that name's handlers, then to the rest."""
-        named = self._by_name.get(name.lower())
-        if named:
-            _call_each(tuple(named), message)
-        if self._all:
-            _call_each(tuple(self._all), message)
+        """Give ``message`` (event ``name``) to that name's handlers, then to the rest.
 
+        Each handler is called as :func:`call_isolated` would (inlined: this
+        runs once per event).
+        """
+        handlers = self._routes.get(name)
+        if handlers is None:
+            handlers = self._route(name)
+        for handler in handlers:
+            try:
+                result = handler(message)
+            except Exception:
+                _log.failure("AMI {what} failed", what="event handler")
+                continue
+            if result is not None:
+                _follow(_log, "event handler", result)
 
-def _call_each(handlers: tuple[EventHandler, ...], message: Message) -> None:
-    """Call each handler as :func:`call_isolated` would (inlined: once per event)."""
-    for handler in handlers:
-        try:
-            result = handler(message)
-        except Exception:
-            _log.failure("AMI {what} failed", what="event handler")
-            continue
-        if result is not None:
-            _follow(_log, "event handler", result)
+    def _route(self, name: str) -> tuple[EventHandler, ...]:
+        handlers = (*self._by_name.get(name.lower(), ()), *self._all)
+        if len(self._routes) < self.ROUTES:
+            self._routes[name] = handlers
+        return handlers

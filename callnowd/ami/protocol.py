@@ -79,6 +79,35 @@ class _Pending:
     items: list[Message] = attrs.Factory(list)
 
 
+class DebugThrottle:
+    """Lets at most one debug event through per ``interval`` seconds.
+
+    For messages a peer can repeat at will, such as answers to ActionIDs we do
+    not own: logging each one would cost more than handling it. The event let
+    through carries the number left out before it in a ``suppressed`` field.
+
+    Args:
+        clock: what ``interval`` is measured on.
+        interval: seconds between two events let through.
+    """
+
+    def __init__(self, clock: IReactorTime, interval: float = 1.0) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._quiet_until = float("-inf")
+        self._suppressed = 0
+
+    def allow(self) -> int | None:
+        """Return how many were left out since the last event let through; None: leave this one out."""
+        now = self._clock.seconds()
+        if now < self._quiet_until:
+            self._suppressed += 1
+            return None
+        self._quiet_until = now + self._interval
+        suppressed, self._suppressed = self._suppressed, 0
+        return suppressed
+
+
 class SessionOwner(TypingProtocol):
     """What an :class:`AmiProtocol` reports to the long-lived client."""
 
@@ -116,6 +145,7 @@ class AmiProtocol(Protocol):
         self._lists: dict[str, _Pending] = {}
         self._collectors = 0
         self._parser = AmiParser()
+        self._unowned = DebugThrottle(clock)
         self._banner: Deferred[str] = Deferred()
         self._pinger: LoopingCall | None = None
         self._ping_in_flight = False
@@ -142,9 +172,15 @@ class AmiProtocol(Protocol):
                 self._banner.errback(e)
             self.transport.abortConnection()  # type: ignore[union-attr]
             return
-        dispatch = self._dispatch
+        # Most messages are events nobody is collecting: hand those straight
+        # to the owner (Asterisk writes Event first; _dispatch does the rest).
+        owner = self._owner
         for message in messages:
-            dispatch(message)
+            headers = message.headers
+            if headers and headers[0][0] == "Event" and not self._lists:
+                owner.event_received(self, message, headers[0][1])
+            else:
+                self._dispatch(message)
 
     @override
     def connectionLost(self, reason: Failure = Failure(Exception())) -> None:  # noqa: B008
@@ -198,10 +234,13 @@ class AmiProtocol(Protocol):
         action_id = message.action_id or ""
         entry = self._pending.pop(action_id, None)
         if entry is None:
-            self.log.debug(
-                "AMI response for an ActionID we do not own: {action_id}",
-                action_id=action_id,
-            )
+            suppressed = self._unowned.allow()
+            if suppressed is not None:
+                self.log.debug(
+                    "AMI response for an ActionID we do not own: {action_id}",
+                    action_id=action_id,
+                    suppressed=suppressed,
+                )
             return
         if message.response.lower() == "error":
             entry.deferred.errback(AmiActionError(message))

@@ -371,6 +371,72 @@ class ActionTests(SynchronousTestCase):
         )
         self.assertEqual(seen, ["h"])
 
+    def test_late_subscription_is_delivered(self) -> None:
+        """An event name subscribed while connected is delivered from then on."""
+        h = Harness()
+        seen: list[str] = []
+        h.client.subscribe("Hangup", lambda m: seen.append(m["Channel"]))
+        protocol, _ = h.login()
+        dial_end = reply(("Event", "DialEnd"), ("Channel", "d"))
+        protocol.dataReceived(dial_end + reply(("Event", "Hangup"), ("Channel", "h")))
+        h.client.subscribe("DIALEND", lambda m: seen.append(m["Channel"]))
+        protocol.dataReceived(dial_end)
+        self.assertEqual(seen, ["h", "d"])
+
+    def test_event_header_not_first(self) -> None:
+        """An event whose Event header is not its first line still reaches its handlers."""
+        h = Harness()
+        seen: list[str] = []
+        h.client.subscribe("Hangup", lambda m: seen.append(m["Channel"]))
+        protocol, _ = h.login()
+        protocol.dataReceived(
+            reply(("Privilege", "call,all"), ("Event", "Hangup"), ("Channel", "h"))
+            + reply(("Privilege", "call,all"), ("Event", "VarSet"), ("Channel", "v"))
+        )
+        self.assertEqual(seen, ["h"])
+
+    def test_events_for_a_pending_list_are_never_skipped(self) -> None:
+        """While a list action runs, its items arrive even with no subscriber."""
+        h = Harness()
+        protocol, transport = h.login()
+        h.client.subscribe("Hangup", lambda m: None)
+        d = h.start(h.client.send_list_action("CoreShowChannels"))
+        (sent,) = h.sent(transport)
+        action_id = sent["ActionID"]
+        protocol.dataReceived(
+            reply(
+                ("Response", "Success"), ("ActionID", action_id), ("EventList", "start")
+            )
+            + reply(("Event", "CoreShowChannel"), ("ActionID", action_id))
+            + reply(
+                ("Event", "CoreShowChannelsComplete"),
+                ("ActionID", action_id),
+                ("EventList", "Complete"),
+            )
+        )
+        result = self.successResultOf(d)
+        self.assertEqual([m.event for m in result.items], ["CoreShowChannel"])
+
+    def test_unowned_answers_logged_at_most_once_a_second(self) -> None:
+        """Answers to ActionIDs we do not own: one debug event a second, with a count."""
+        h = Harness()
+        protocol, _ = h.login()
+        h.client.subscribe("OriginateResponse", lambda m: None)
+        foreign = reply(("Response", "Success"), ("ActionID", "other-1")) + reply(
+            ("Event", "OriginateResponse"), ("ActionID", "other-2")
+        )
+        with capturedLogs() as events:
+            for _ in range(3):
+                protocol.dataReceived(foreign)
+            h.reactor.advance(1.0)
+            protocol.dataReceived(foreign)
+        unowned = [e for e in events if "we do not own" in e["log_format"]]
+        self.assertEqual(
+            [(e["action_id"], e["suppressed"]) for e in unowned],
+            [("other-1", 0), ("other-2", 0), ("other-1", 2), ("other-2", 2)],
+        )
+        self.assertTrue(all(e["log_level"] is LogLevel.debug for e in unowned))
+
     def test_user_event(self) -> None:
         """user_event sends Action: UserEvent with the name and headers."""
         h = Harness()
