@@ -1,10 +1,15 @@
 """The SQLite store: :class:`callnowd.store.interface.Store` on one database file.
 
-Every query runs in the threads of a ``twisted.enterprise.adbapi`` pool, never on
-the reactor thread. Several processes (daemons, ``callnowctl``) may use the same file
-at once: connections run in WAL mode with a busy timeout, every write is one short
-``BEGIN IMMEDIATE`` transaction (so read-modify-write steps such as
-:meth:`SqliteStore.transition` cannot interleave), and reads are single statements.
+No query runs on the reactor thread except the one-row configuration counter of
+:mod:`callnowd.store.sqlite_cache`. Reads run in the threads of a
+``twisted.enterprise.adbapi`` pool; writes are grouped by
+:mod:`callnowd.store.sqlite_writer` (one thread, one ``BEGIN IMMEDIATE``
+transaction per batch, each write in its own savepoint, results only after the
+commit). Several processes (daemons, ``callnowctl``) may use the same file at
+once: connections run in WAL mode with a busy timeout, every write is atomic (so
+read-modify-write steps such as :meth:`SqliteStore.transition` cannot
+interleave), and reads are single statements or snapshots. Extensions and rules
+are served from copies checked against the configuration counter before use.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorCore
 
 from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
+from callnowd.rules.callers import CallerRule
 from callnowd.store import rows
 from callnowd.store import sqlite_sql as sql
 from callnowd.store.errors import StoreError
@@ -30,8 +36,10 @@ from callnowd.store.interface import (
     UnknownExtension,
     UnknownRequest,
 )
+from callnowd.store.sqlite_cache import ConfigCache, read_version
 from callnowd.store.sqlite_migrate import BUSY_TIMEOUT_MS, apply_migrations
-from callnowd.store.sqlite_rules import SqliteRules
+from callnowd.store.sqlite_rules import SqliteRules, ordered_rules
+from callnowd.store.sqlite_writer import SqliteWriter
 
 __all__ = ["SqliteStore", "StoreError"]
 
@@ -47,30 +55,31 @@ def _setup_connection(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
-def _run_in_thread(connection: Any, work: _Work[_T], write: bool) -> _T:
-    """Run ``work`` on a pool thread; writes inside one BEGIN IMMEDIATE transaction.
+def _read_in_thread(connection: Any, work: _Work[_T]) -> _T:
+    """Run the read ``work`` on a pool thread.
 
     ``connection`` is adbapi's wrapper of an autocommit ``sqlite3.Connection``;
-    adbapi's own commit/rollback afterwards are no-ops because the transaction is
-    always finished here.
+    adbapi's own commit/rollback afterwards are no-ops.
     """
     cursor: sqlite3.Cursor = connection.cursor()
     try:
-        if not write:
-            return work(cursor)
-        # IMMEDIATE takes the write lock up front (waiting up to the busy timeout),
-        # so a read-then-write cannot fail halfway on a lock upgrade.
-        cursor.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(cursor)
-            cursor.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                cursor.execute("ROLLBACK")
-            raise
-        return result
+        return work(cursor)
     finally:
         cursor.close()
+
+
+def _snapshot(read: _Work[_T]) -> _Work[tuple[_T, int | None]]:
+    """``read`` and the configuration counter, from one read transaction."""
+
+    def work(cursor: sqlite3.Cursor) -> tuple[_T, int | None]:
+        cursor.execute("BEGIN")
+        try:
+            version = read_version(cursor)
+            return read(cursor), version
+        finally:
+            cursor.execute("COMMIT")
+
+    return work
 
 
 class SqliteStore(SqliteRules):
@@ -81,9 +90,11 @@ class SqliteStore(SqliteRules):
     SQLite fails (e.g. the file stays locked past the busy timeout).
     """
 
-    def __init__(self, pool: ConnectionPool, path: Path) -> None:
+    def __init__(self, pool: ConnectionPool, path: Path, writer: SqliteWriter) -> None:
         self._pool = pool
         self._path = path
+        self._writer = writer
+        self._cache = ConfigCache(path)
         self._closed = False
         self._in_flight: set[Deferred[None]] = set()
 
@@ -118,7 +129,8 @@ class SqliteStore(SqliteRules):
             cp_openfun=_setup_connection,
             cp_reactor=reactor,
         )
-        return cls(pool, path)
+        writer = SqliteWriter(reactor, path, _setup_connection, BUSY_TIMEOUT_MS / 1000)
+        return cls(pool, path, writer)
 
     @property
     def path(self) -> Path:
@@ -126,13 +138,19 @@ class SqliteStore(SqliteRules):
         return self._path
 
     async def _run(self, work: _Work[_T], *, write: bool = False) -> _T:
-        """Run ``work`` in the pool; SQLite's own errors become StoreError."""
+        """Run ``work``: writes by the writer (committed), reads in the pool.
+
+        SQLite's own errors become StoreError.
+        """
         if self._closed:
             raise StoreError(f"{self._path}: the store is closed")
         done: Deferred[None] = Deferred()
         self._in_flight.add(done)
         try:
-            result = self._pool.runWithConnection(_run_in_thread, work, write)
+            if write:
+                result = self._writer.submit(work)
+            else:
+                result = self._pool.runWithConnection(_read_in_thread, work)
             return await cast("Deferred[_T]", result)
         except sqlite3.Error as e:
             # Locked past the busy timeout, disk full, damaged file...: callers
@@ -198,17 +216,41 @@ class SqliteStore(SqliteRules):
 
     async def get_extension(self, number: str) -> Extension | None:
         """See :meth:`callnowd.store.interface.Store.get_extension`."""
-        return await self._run(
-            _fetch_extension(sql.SELECT_EXTENSION + " WHERE e.number = ?", number)
+        if self._cache.current() is not None:
+            kept = self._cache.by_number.get(number)
+            if kept is not None:
+                return kept
+        return await self._read_extension(
+            sql.SELECT_EXTENSION + " WHERE e.number = ?", number
         )
 
     async def find_by_callnow_id(self, callnow_id: str) -> Extension | None:
         """See :meth:`callnowd.store.interface.Store.find_by_callnow_id`."""
-        return await self._run(
-            _fetch_extension(
-                sql.SELECT_EXTENSION + " WHERE p.callnow_id = ?", callnow_id
-            )
+        if self._cache.current() is not None:
+            kept = self._cache.by_callnow_id.get(callnow_id)
+            if kept is not None:
+                return kept
+        return await self._read_extension(
+            sql.SELECT_EXTENSION + " WHERE p.callnow_id = ?", callnow_id
         )
+
+    async def _read_extension(self, query: str, key: str) -> Extension | None:
+        found, version = await self._run(_snapshot(_fetch_extension(query, key)))
+        if found is not None:
+            self._cache.keep_extension(found, version)
+        return found
+
+    async def list_rules(self, number: str) -> list[CallerRule]:
+        """See :meth:`callnowd.store.interface.Store.list_rules`."""
+        if self._cache.current() is not None:
+            kept = self._cache.rules.get(number)
+            if kept is not None:
+                return list(kept)
+        found, version = await self._run(
+            _snapshot(lambda cursor: ordered_rules(cursor, number))
+        )
+        self._cache.keep_rules(number, found, version)
+        return found
 
     async def list_extensions(self) -> list[Extension]:
         """See :meth:`callnowd.store.interface.Store.list_extensions`."""
@@ -383,7 +425,9 @@ class SqliteStore(SqliteRules):
         if self._in_flight:
             await DeferredList(list(self._in_flight))
         # The threads are idle now, so joining them does not stall the reactor.
+        self._writer.stop()
         self._pool.close()
+        self._cache.close()
 
 
 def _fetch_extension(query: str, key: str) -> _Work[Extension | None]:

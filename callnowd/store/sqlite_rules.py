@@ -24,7 +24,8 @@ from callnowd.store.interface import (
 _T = TypeVar("_T")
 
 
-def _ordered(cursor: sqlite3.Cursor, number: str) -> list[CallerRule]:
+def ordered_rules(cursor: sqlite3.Cursor, number: str) -> list[CallerRule]:
+    """The rules of extension ``number`` by position (none if unknown)."""
     cursor.execute(sql.RULES_IN_ORDER, (number,))
     return [rows.decode_rule(row) for row in cursor.fetchall()]
 
@@ -54,10 +55,6 @@ class SqliteRules:
     ) -> _T:
         raise NotImplementedError  # provided by SqliteStore
 
-    async def list_rules(self, number: str) -> list[CallerRule]:
-        """See :meth:`callnowd.store.interface.Store.list_rules`."""
-        return await self._run(lambda cursor: _ordered(cursor, number))
-
     async def add_rule(
         self,
         number: str,
@@ -71,7 +68,7 @@ class SqliteRules:
         def work(cursor: sqlite3.Cursor) -> CallerRule:
             if not sql.extension_exists(cursor, number):
                 raise UnknownExtension(number)
-            order = _ordered(cursor, number)
+            order = ordered_rules(cursor, number)
             last = len(order) + 1
             at = last if position is None else position
             if not 1 <= at <= last:
@@ -108,7 +105,7 @@ class SqliteRules:
         """See :meth:`callnowd.store.interface.Store.move_rule`."""
 
         def work(cursor: sqlite3.Cursor) -> list[CallerRule]:
-            order = _ordered(cursor, number)
+            order = ordered_rules(cursor, number)
             rule = _find(order, number, rule_id)
             if not 1 <= position <= len(order):
                 raise RulePositionOutOfRange(number, position, len(order))
@@ -122,7 +119,7 @@ class SqliteRules:
         """See :meth:`callnowd.store.interface.Store.remove_rule`."""
 
         def work(cursor: sqlite3.Cursor) -> None:
-            order = _ordered(cursor, number)
+            order = ordered_rules(cursor, number)
             rule = _find(order, number, rule_id)
             cursor.execute(sql.DELETE_RULE, (rule_id, number))
             order.remove(rule)
@@ -131,4 +128,4 @@ class SqliteRules:
         await self._run(work, write=True)
 
 
-__all__ = ["SqliteRules"]
+__all__ = ["SqliteRules", "ordered_rules"]
