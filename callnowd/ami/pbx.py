@@ -7,12 +7,12 @@ flow needs (visitor answered, owner channel gone, session ready) back into it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 
 import attrs
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import deferLater
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from callnowd.ami.client import (
@@ -143,13 +143,51 @@ class AmiPbx:
         )
 
 
+class GraceQueue:
+    """Runs ``action(key)`` ``grace`` seconds after each :meth:`add`, in order.
+
+    One timer serves every pending key (the delay is the same for all, so they
+    fall due in the order they were added), instead of one timer each.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, grace: float, action: Callable[[str], object]
+    ) -> None:
+        self._clock = clock
+        self._grace = grace
+        self._action = action
+        self._due: deque[tuple[float, str]] = deque()
+        self._timer: IDelayedCall | None = None
+
+    def add(self, key: str) -> None:
+        """Run the action for ``key`` after the grace period."""
+        self._due.append((self._clock.seconds() + self._grace, key))
+        if self._timer is None:
+            self._timer = self._clock.callLater(self._grace, self._fire)
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self._clock.seconds()
+        due = self._due
+        while due and due[0][0] <= now:
+            self._action(due.popleft()[1])
+        if due:
+            self._timer = self._clock.callLater(due[0][0] - now, self._fire)
+
+
 def watch_calls(
     client: AmiClient, flow: CallFlow, clock: IReactorTime, grace: float = 2.0
-) -> None:
+) -> GraceQueue:
     """Feed AMI events into the flow; reconcile after every login.
 
     ``grace`` delays the reaction to a Hangup so that the FastAGI handler, which
     settles most requests itself, gets there first.
+
+    Returns:
+        The queue of Hangups waiting for their grace period.
     """
     log = Logger(namespace="callnowd.ami.pbx.watch")
     prefix = flow.channel_prefix
@@ -159,15 +197,15 @@ def watch_calls(
         if event.get("DialStatus") == "ANSWER" and uniqueid.startswith(prefix):
             run_in_background(log, "visitor answered", flow.visitor_answered(uniqueid))
 
+    def gone(uniqueid: str) -> None:
+        run_in_background(log, "channel gone", flow.channel_gone(uniqueid))
+
+    graces = GraceQueue(clock, grace, gone)
+
     def hangup(event: Message) -> None:
         uniqueid = event.get("Uniqueid") or ""
         if uniqueid.startswith(prefix):
-
-            async def later() -> None:
-                await deferLater(clock, grace)
-                await flow.channel_gone(uniqueid)
-
-            run_in_background(log, "channel gone", later())
+            graces.add(uniqueid)
 
     def ready() -> None:
         run_in_background(log, "reconciliation", _reconcile(flow, log))
@@ -175,6 +213,7 @@ def watch_calls(
     client.subscribe("DialEnd", dial_end)
     client.subscribe("Hangup", hangup)
     client.on_ready(ready)
+    return graces
 
 
 async def _reconcile(flow: CallFlow, log: Logger) -> None:

@@ -8,18 +8,24 @@ only through :mod:`callnowd.calls.ports` and to time through ``now``.
 At most once: a request is moved to ``ringing_owner`` (with its channel id) in the
 store *before* the originate is sent, and nothing ever sends one for a request in any
 other state, so a crash, a reconnect or a retry can never dial it a second time.
+
+The flow keeps the copy of each request it carries as its last transition returned
+it, and starts the next transition from that copy instead of reading the request
+again: the store's transition is atomic on the expected state, so a copy that is no
+longer current (another process moved the request) only costs a ``StaleState``,
+after which the request is read and the step decided again, as before.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 import attrs
 from twisted.logger import Logger
 
 from callnowd.calls.ports import Choice, OwnerLeg, OwnerOutcome, Pbx, PbxError
-from callnowd.calls.states import FINAL, IN_FLIGHT, Reason, check
+from callnowd.calls.states import FINAL, IN_FLIGHT, IllegalTransition, Reason, check
 from callnowd.models import CallRequest, RequestEvent, RequestState
 from callnowd.store.interface import StaleState, Store
 
@@ -53,6 +59,9 @@ class FlowSettings:
     # A request stored but never dispatched (the daemon stopped first) is dispatched
     # by the next reconciliation if younger than this, else failed.
     received_max_age: float = 300.0
+    # How long the flow remembers the requests it ended, so that the Hangup of
+    # their channel (seen a grace period later) needs no store read.
+    finished_memory: float = 30.0
 
 
 class CallFlow:
@@ -81,6 +90,11 @@ class CallFlow:
         self._now = now
         self._settings = settings
         self._live: dict[str, str] = {}  # request id -> extension, on this daemon
+        # The newest copy of each live request (what its last transition returned).
+        self._latest: dict[str, CallRequest] = {}
+        # Requests this flow saw end, with when (oldest first): final for good.
+        self._finished: set[str] = set()
+        self._finished_order: deque[tuple[float, str]] = deque()
         self._per_extension: Counter[str] = Counter()
         self._awaiting_originate: set[str] = set()
         self._agi_active: set[str] = set()
@@ -115,7 +129,7 @@ class CallFlow:
             await self._move_if_open(current.id, S.FAILED, Reason.CAPACITY)
             await self._forget_if_final(current.id)
             return
-        self._track(current.id, current.extension)
+        self._track(current)
         try:
             await self._ring_owner(current)
         except StaleState:
@@ -239,6 +253,7 @@ class CallFlow:
             request_id is None
             or request_id in self._agi_active
             or request_id in self._awaiting_originate
+            or request_id in self._finished  # ended here: final, nothing to settle
         ):
             return
         request = await self._store.get_request(request_id)
@@ -275,7 +290,7 @@ class CallFlow:
         live = await self._pbx.live_channels()
         for request in candidates:
             if request.channel_id in live:
-                self._track(request.id, request.extension)
+                self._track(request)
                 self._open.setdefault((request.extension, request.phone), request.id)
                 continue
             if request.state is S.CONNECTED:
@@ -328,6 +343,8 @@ class CallFlow:
             because=f" ({reason})" if reason else "",
             reason=reason,
         )
+        if moved.id in self._live:
+            self._latest[moved.id] = moved
         self._notify(moved)
         if self._observer is not None:
             self._observer(moved)
@@ -342,7 +359,20 @@ class CallFlow:
         *,
         from_: RequestState | None = None,
     ) -> CallRequest | None:
-        """Move unless the request already ended (another path got there first)."""
+        """Move unless the request already ended (another path got there first).
+
+        Starts from the flow's own copy when it has one; if that copy turns out
+        stale, the request is read and the step decided again.
+        """
+        current = self._latest.get(request_id)
+        if current is not None:
+            if current.state in FINAL:
+                return None
+            if from_ is None or current.state is from_:
+                try:
+                    return await self._move(current, state, reason, detail)
+                except (StaleState, IllegalTransition):
+                    pass  # moved elsewhere: decide again on the stored request
         current = await self._store.get_request(request_id)
         if current is None or current.state in FINAL:
             return None
@@ -354,8 +384,12 @@ class CallFlow:
             return None
 
     async def _forget_if_final(self, request_id: str) -> None:
-        current = await self._store.get_request(request_id)
+        current = self._latest.get(request_id)
+        if current is None or current.state not in FINAL:
+            # Final is final: only a copy that is not yet needs the store's word.
+            current = await self._store.get_request(request_id)
         if current is None or current.state in FINAL:
+            self._latest.pop(request_id, None)
             extension = self._live.pop(request_id, None)
             if extension is not None:
                 self._per_extension[extension] -= 1
@@ -365,11 +399,22 @@ class CallFlow:
                 key = (current.extension, current.phone)
                 if self._open.get(key) == request_id:
                     del self._open[key]
+                self._remember_finished(request_id)
 
-    def _track(self, request_id: str, extension: str) -> None:
-        if request_id not in self._live:
-            self._live[request_id] = extension
-            self._per_extension[extension] += 1
+    def _remember_finished(self, request_id: str) -> None:
+        now = self._now()
+        order = self._finished_order
+        while order and order[0][0] < now - self._settings.finished_memory:
+            self._finished.discard(order.popleft()[1])
+        if request_id not in self._finished:
+            self._finished.add(request_id)
+            order.append((now, request_id))
+
+    def _track(self, request: CallRequest) -> None:
+        if request.id not in self._live:
+            self._live[request.id] = request.extension
+            self._per_extension[request.extension] += 1
+            self._latest[request.id] = request
 
     def _notify(self, request: CallRequest) -> None:
         fields = [

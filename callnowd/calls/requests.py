@@ -8,6 +8,7 @@ one audit event says ``rejected`` with the reason), so a refused request is neve
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 
@@ -30,6 +31,16 @@ def new_request_id() -> str:
 def new_token() -> str:
     """A visitor's status-page token: 128 random bits, URL-safe."""
     return secrets.token_urlsafe(16)
+
+
+def new_id_and_token() -> tuple[str, str]:
+    """A request id and a status token as the two functions above make them.
+
+    From one read of the system's randomness (bytes 0-7 the id, 8-23 the token).
+    """
+    raw = secrets.token_bytes(24)
+    token = base64.urlsafe_b64encode(raw[8:]).rstrip(b"=").decode("ascii")
+    return raw[:8].hex(), token
 
 
 def dedupe_key(callnow_id: str, phone: str, name: str | None) -> str:
@@ -73,9 +84,10 @@ def new_request(
     state = RequestState.REJECTED if rejected else RequestState.RECEIVED
     reason = decision.reason.value if rejected else None
     callnow_id = extension.preferences.callnow_id
+    request_id, token = new_id_and_token()
     request = CallRequest(
-        id=new_request_id(),
-        token=new_token(),
+        id=request_id,
+        token=token,
         extension=extension.number,
         callnow_id=callnow_id,
         phone=phone,

@@ -91,8 +91,8 @@ class FakeLeg:
         self.finished = True
 
 
-class FlowTests(SynchronousTestCase):
-    """CallFlow."""
+class _FlowCase(SynchronousTestCase):
+    """A flow over the fake PBX and the in-memory store."""
 
     def setUp(self) -> None:
         self.store = MemoryStore()
@@ -125,6 +125,10 @@ class FlowTests(SynchronousTestCase):
 
     def states(self, request: CallRequest) -> list[S]:
         return [e.state for e in self.store.events if e.request_id == request.id]
+
+
+class FlowTests(_FlowCase):
+    """CallFlow."""
 
     def test_accept_path(self) -> None:
         """Answered, 1 pressed, visitor answered: received → … → completed."""
@@ -384,3 +388,73 @@ class NewRequestTests(SynchronousTestCase):
         self.assertEqual(request.decision, "accept")
         self.assertRegex(request.id, r"^[0-9a-f]{16}$")
         self.assertGreaterEqual(len(request.token), 22)
+
+
+class FlowReadsTests(_FlowCase):
+    """The flow moves the requests it carries without reading them back."""
+
+    def count_reads(self) -> list[str]:
+        reads: list[str] = []
+        read = self.store.get_request
+
+        async def counting(request_id: str) -> CallRequest | None:
+            reads.append(request_id)
+            return await read(request_id)
+
+        self.store.get_request = counting  # type: ignore[method-assign]
+        return reads
+
+    def test_unanswered_request_is_never_read_back(self) -> None:
+        """Ring, no answer, forget, Hangup after the grace: no request is read."""
+        request = self.request()
+        reads = self.count_reads()
+        d = Deferred.fromCoroutine(self.flow.dispatch(request))
+        self.pbx.outcomes[0].callback(OwnerOutcome.NO_ANSWER)
+        self.successResultOf(d)
+        self.assertEqual(self.state(request), (S.OWNER_NO_ANSWER, "no_answer"))
+        self.assertEqual(self.flow.in_flight, 0)
+        self.wait(self.flow.channel_gone(f"callnow-a1-{request.id}"))
+        self.assertEqual(reads, [])
+        self.assertEqual(
+            self.states(request), [S.RECEIVED, S.RINGING_OWNER, S.OWNER_NO_ANSWER]
+        )
+
+    def test_request_moved_elsewhere_is_read_and_left(self) -> None:
+        """Cancelled by another process while ringing: the outcome does not move it."""
+        request = self.request()
+        d = Deferred.fromCoroutine(self.flow.dispatch(request))
+        self.wait(
+            self.store.transition(
+                request.id,
+                (S.RINGING_OWNER,),
+                RequestEvent(request.id, self.now, S.CANCELLED, "operator"),
+            )
+        )
+        reads = self.count_reads()
+        self.pbx.outcomes[0].callback(OwnerOutcome.NO_ANSWER)
+        self.successResultOf(d)
+        self.assertEqual(self.state(request), (S.CANCELLED, "operator"))
+        self.assertEqual(
+            self.states(request), [S.RECEIVED, S.RINGING_OWNER, S.CANCELLED]
+        )
+        self.assertIn(request.id, reads)
+        self.assertEqual(self.flow.in_flight, 0)
+
+    def test_finished_requests_are_forgotten_after_a_while(self) -> None:
+        """The memory of ended requests is pruned as time passes."""
+        first = self.request("+15555550001")
+        d = Deferred.fromCoroutine(self.flow.dispatch(first))
+        self.pbx.outcomes[0].callback(OwnerOutcome.BUSY)
+        self.successResultOf(d)
+        self.assertIn(first.id, self.flow._finished)
+        self.now += FlowSettings(instance_id="x").finished_memory + 1
+        second = self.request("+15555550002")
+        d = Deferred.fromCoroutine(self.flow.dispatch(second))
+        self.pbx.outcomes[1].callback(OwnerOutcome.BUSY)
+        self.successResultOf(d)
+        self.assertEqual(self.flow._finished, {second.id})
+        # A Hangup for the forgotten one reads the store, which says it ended.
+        reads = self.count_reads()
+        self.wait(self.flow.channel_gone(f"callnow-a1-{first.id}"))
+        self.assertEqual(reads, [first.id])
+        self.assertEqual(self.state(first), (S.OWNER_BUSY, "busy"))

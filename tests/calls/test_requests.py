@@ -6,7 +6,12 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from callnowd.calls.requests import new_request
+from callnowd.calls.requests import (
+    new_id_and_token,
+    new_request,
+    new_request_id,
+    new_token,
+)
 from callnowd.models import Extension, Preferences, RequestSource, RequestState
 from callnowd.rules.callers import (
     Action,
@@ -106,3 +111,25 @@ class NewRequestDecisionTests(SynchronousTestCase):
             (S.REJECTED, "name_required", "ask_name"),
         )
         self.assertEqual(event.reason, "name_required")
+
+
+class IdentifierTests(SynchronousTestCase):
+    """Request ids and status tokens: their shape, and unrelated to each other."""
+
+    def test_id_and_token_have_the_shapes_of_their_functions(self) -> None:
+        """16 hex digits (AMI/AGI-safe), and 22 URL-safe characters (128 bits)."""
+        for _ in range(50):
+            request_id, token = new_id_and_token()
+            self.assertRegex(request_id, r"\A[0-9a-f]{16}\Z")
+            self.assertRegex(token, r"\A[A-Za-z0-9_-]{22}\Z")
+            self.assertRegex(new_request_id(), r"\A[0-9a-f]{16}\Z")
+            self.assertRegex(new_token(), r"\A[A-Za-z0-9_-]{22}\Z")
+
+    def test_new_requests_get_distinct_ids_and_tokens(self) -> None:
+        """Every new request has its own id and token."""
+        made = [
+            new_request(JOHN, "+15555550123", None, RequestSource.FORM, 0.0)[0]
+            for _ in range(200)
+        ]
+        self.assertEqual(len({r.id for r in made}), 200)
+        self.assertEqual(len({r.token for r in made}), 200)

@@ -1,0 +1,95 @@
+"""The Hangup grace of ``watch_calls``: one timer for every pending Hangup, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from callnowd.ami.codec import Message
+from callnowd.ami.pbx import GraceQueue, watch_calls
+
+
+class GraceQueueTests(SynchronousTestCase):
+    """Keys come out ``grace`` seconds after they went in, in order."""
+
+    def test_each_key_runs_after_its_grace(self) -> None:
+        """Keys added at different times run each at its own time, in order."""
+        clock = Clock()
+        ran: list[tuple[float, str]] = []
+        queue = GraceQueue(clock, 2.0, lambda key: ran.append((clock.seconds(), key)))
+        queue.add("a")
+        clock.advance(0.5)
+        queue.add("b")
+        queue.add("c")
+        clock.advance(1.4)
+        self.assertEqual(ran, [])
+        clock.advance(0.1)
+        self.assertEqual(ran, [(2.0, "a")])
+        clock.advance(0.5)
+        self.assertEqual(ran, [(2.0, "a"), (2.5, "b"), (2.5, "c")])
+        self.assertEqual(len(queue), 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_one_timer_for_many_keys(self) -> None:
+        """However many keys wait, at most one timer is pending."""
+        clock = Clock()
+        queue = GraceQueue(clock, 2.0, lambda key: None)
+        for n in range(100):
+            queue.add(str(n))
+            clock.advance(0.01)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(3.0)
+        self.assertEqual(len(queue), 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_queue_restarts_after_running_empty(self) -> None:
+        """A key added after the queue ran empty gets a timer again."""
+        clock = Clock()
+        ran: list[str] = []
+        queue = GraceQueue(clock, 1.0, ran.append)
+        queue.add("a")
+        clock.advance(1.0)
+        queue.add("b")
+        clock.advance(1.0)
+        self.assertEqual(ran, ["a", "b"])
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.handlers: dict[str, Callable[[Message], None]] = {}
+
+    def subscribe(self, name: str, handler: Callable[[Message], None]) -> None:
+        self.handlers[name] = handler
+
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        pass
+
+
+class _Flow:
+    channel_prefix = "callnow-x-"
+
+    def __init__(self) -> None:
+        self.gone: list[str] = []
+
+    async def channel_gone(self, channel_id: str) -> None:
+        self.gone.append(channel_id)
+
+
+class WatchHangupTests(SynchronousTestCase):
+    """A Hangup of one of our channels reaches the flow after the grace."""
+
+    def test_hangup_reaches_flow_after_grace(self) -> None:
+        """Only our channels, and only after ``grace`` seconds."""
+        clock, client, flow = Clock(), _Client(), _Flow()
+        graces = watch_calls(cast(Any, client), cast(Any, flow), clock, grace=2.0)
+        hangup = client.handlers["Hangup"]
+        hangup(Message.of(("Event", "Hangup"), ("Uniqueid", "callnow-x-0123")))
+        hangup(Message.of(("Event", "Hangup"), ("Uniqueid", "1700000000.12")))
+        clock.advance(1.9)
+        self.assertEqual(flow.gone, [])
+        self.assertEqual(len(graces), 1)
+        clock.advance(0.1)
+        self.assertEqual(flow.gone, ["callnow-x-0123"])
