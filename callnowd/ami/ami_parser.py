@@ -364,12 +364,15 @@ class AmiParser:
         later mark off by at least one, unless a line with two makes up for it
         before, which puts an earlier mark off.
         """
+        # A value starting with a blank would need stripping. rfind looks for
+        # the rare ":" where find would stop at every frequent blank, and a
+        # tab is first looked for alone (memchr), as it is seldom there at all.
         if (
             not text.endswith(_CRLF2)
             or _LINE_MARK in text
             or _MESSAGE_MARK in text
-            or ":  " in text
-            or ": \t" in text
+            or text.rfind(":  ") >= 0
+            or ("\t" in text and ": \t" in text)
         ):
             return None
         joined = text[:-4].replace(_CRLF2, _MESSAGE_BREAK).replace("\r\n", _LINE_BREAK)
