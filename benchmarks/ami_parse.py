@@ -88,7 +88,9 @@ def run_baseline(banner: bytes, chunks: list[bytes]) -> tuple[float, int]:
     return time.perf_counter() - start, protocol.messages
 
 
-def make_client(wanted: tuple[str, ...] | None) -> tuple[AmiClient, list[int]]:
+def make_client(
+    wanted: tuple[str, ...] | None, handler: Callable[[Message], None] | None = None
+) -> tuple[AmiClient, list[int]]:
     reactor = MemoryReactorClock()
     client = AmiClient(
         reactor,
@@ -97,18 +99,21 @@ def make_client(wanted: tuple[str, ...] | None) -> tuple[AmiClient, list[int]]:
     )
     counter = [0]
 
-    def handler(message: Message) -> None:
+    def count(message: Message) -> None:
         counter[0] += 1
 
     for name in wanted or (None,):
-        client.subscribe(name, handler)
+        client.subscribe(name, handler or count)
     return client, counter
 
 
 def run_ami(
-    banner: bytes, chunks: list[bytes], wanted: tuple[str, ...] | None
+    banner: bytes,
+    chunks: list[bytes],
+    wanted: tuple[str, ...] | None,
+    handler: Callable[[Message], None] | None = None,
 ) -> tuple[float, int]:
-    client, counter = make_client(wanted)
+    client, counter = make_client(wanted, handler)
     protocol = AmiProtocol(MemoryReactorClock(), client, "bench-1")
     protocol.makeConnection(StringTransport())
     protocol.dataReceived(banner)
@@ -116,6 +121,18 @@ def run_ami(
     for chunk in chunks:
         protocol.dataReceived(chunk)
     return time.perf_counter() - start, counter[0]
+
+
+def check_skip(banner: bytes, chunks: list[bytes]) -> None:
+    """Untimed: the skip variant delivers exactly the full variant's wanted events."""
+    everything: list[Message] = []
+    kept: list[Message] = []
+    run_ami(banner, chunks, None, everything.append)
+    run_ami(banner, chunks, WANTED, kept.append)
+    names = {name.lower() for name in WANTED}
+    expected = [m for m in everything if (m.event or "").lower() in names]
+    assert kept == expected, (len(kept), len(expected))
+    assert {m.event for m in kept} == set(WANTED) - {"UserEvent", "OriginateResponse"}
 
 
 def summary(values: list[float]) -> tuple[float, float]:
@@ -132,6 +149,7 @@ def main() -> None:
         "X": lambda: run_ami(banner, chunks, None),
         "S": lambda: run_ami(banner, chunks, WANTED),
     }
+    check_skip(banner, chunks)
     for runner in runners.values():
         runner()  # warm-up
     rows: list[tuple[int, float, float, float, float, float]] = []

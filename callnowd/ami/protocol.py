@@ -174,11 +174,11 @@ class AmiProtocol(Protocol):
             return
         # Most messages are events nobody is collecting: hand those straight
         # to the owner (Asterisk writes Event first; _dispatch does the rest).
-        owner = self._owner
+        event_received = self._owner.event_received
         for message in messages:
             headers = message.headers
             if headers and headers[0][0] == "Event" and not self._lists:
-                owner.event_received(self, message, headers[0][1])
+                event_received(self, message, headers[0][1])
             else:
                 self._dispatch(message)
 
