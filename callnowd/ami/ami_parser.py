@@ -375,7 +375,9 @@ class AmiParser:
             or ("\t" in text and ": \t" in text)
         ):
             return None
-        joined = text[:-4].replace(_CRLF2, _MESSAGE_BREAK).replace("\r\n", _LINE_BREAK)
+        # split + join does one pass over the text; replace does two.
+        joined = _MESSAGE_BREAK.join(text[:-4].split(_CRLF2))
+        joined = joined.replace("\r\n", _LINE_BREAK)
         if "\n" in joined:
             return None
         flat = joined.split(": ")
