@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import txredisapi
 from twisted.internet import reactor
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from callnowd.limits.ratelimit import Plan, Reason
-from callnowd.limits.redis import RedisRateLimitStore, connect_redis
+from callnowd.limits.redis import RedisRateLimitStore, _RedisProtocol, connect_redis
 from callnowd.limits.settings import RedisAddress, parse_redis_url
 from tests.limits.contract import T0, RateLimitStoreContract, bucket
 from tests.redis_server import SKIP_REASON, RedisServer
@@ -96,3 +97,23 @@ class RedisStoreTests(RedisTestCase):
         self.assertNotIn("p@ss", repr(address))
         for bad in ("http://x", "redis://", "redis://h/x", "redis://h:99999"):
             self.assertRaises(ValueError, parse_redis_url, bad)
+
+
+class CommandEncodingTests(SynchronousTestCase):
+    def test_commands_are_txredisapis(self) -> None:
+        """The cheaper encoder writes txredisapi's bytes for every argument type."""
+        args: tuple[object, ...] = (
+            "EVALSHA",
+            "0123abcd" * 5,
+            22,
+            b"callnow:rl:block:ip:ab",
+            b"",
+            "é\tx",
+            3.5,
+            bytearray(b"raw"),
+            b"\r\n$*" * 100,
+        )
+        ours = _RedisProtocol()._build_command(*args)
+        theirs = txredisapi.BaseRedisProtocol()._build_command(*args)
+        self.assertEqual(ours, theirs)
+        self.assertTrue(ours.startswith(b"*9\r\n$7\r\nEVALSHA\r\n"))
