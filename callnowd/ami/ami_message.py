@@ -1,12 +1,14 @@
 """The AMI message model and its errors: ordered, case-insensitive, duplicates kept.
 
 Shared by the parser (:mod:`callnowd.ami.ami_parser`) and the encoders
-(:mod:`callnowd.ami.codec`, which also re-exports everything here).
+(:mod:`callnowd.ami.codec`, which also re-exports everything here), with
+:class:`WantedEvents`, the set of event names the parser keeps.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import attrs
 
@@ -133,7 +135,66 @@ class Message:
         return self._lookup().get("actionid")
 
 
-# Markers that stand in for line and message breaks in the fast path: after
-# ``\r\n\r\n`` -> _MESSAGE_BREAK and ``\r\n`` -> _LINE_BREAK, one split of a
-# whole block at ": " gives name, value, mark, name, value, mark, ... exactly
-# when every line holds exactly one ": " (see AmiParser._parse_fast).
+# What bytes.strip() removes around an event name.
+_BLANKS = rb"[ \t\r\x0b\x0c]*"
+
+
+class WantedEvents:
+    """A ``skip_events`` filter that keeps the events named in a set.
+
+    ``skip(name)`` is ``name.lower() not in names`` (ASCII case folding, like
+    ``bytes.lower``). The parser does not call it for each event: it asks
+    :meth:`patterns` for two regular expressions that find the messages to keep
+    in a whole read, so a dropped event costs no Python code at all. Both are
+    derived from :attr:`names` and replaced together with it by :meth:`add`, so
+    they can never answer for an older set.
+
+    Args:
+        names: the event names to keep.
+    """
+
+    __slots__ = ("_patterns", "names")
+
+    def __init__(self, names: Iterable[bytes] = ()) -> None:
+        self.names: frozenset[bytes] = frozenset(name.lower() for name in names)
+        self._patterns: tuple[re.Pattern[bytes], re.Pattern[bytes]] | None = None
+
+    def __call__(self, name: bytes) -> bool:
+        """Whether events named ``name`` are dropped."""
+        return name.lower() not in self.names
+
+    def add(self, name: bytes) -> None:
+        """Keep events named ``name`` from now on."""
+        lowered = name.lower()
+        if lowered not in self.names:
+            self.names = self.names | {lowered}
+            self._patterns = None
+
+    def patterns(self) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+        """Return ``(first, later)``: which messages of a read to keep.
+
+        ``first.match(block)`` tells whether the message at the start of a read
+        is kept. A match of ``later`` is either an end-of-message ``\n\r\n``
+        after which a kept message (or the end of the read) starts, or a bare
+        ``\n\n`` (an LF-only empty line: the read needs the general path).
+        A message is kept unless its first line is ``Event:`` and a name
+        outside :attr:`names`; names that no stripped line could hold (blanks
+        at either end, a line break) are left out, as ``skip`` never finds them
+        either.
+        """
+        patterns = self._patterns
+        if patterns is None:
+            usable = sorted(
+                name
+                for name in self.names
+                if name == name.strip() and b"\n" not in name
+            )
+            keep = rb"(?!Event:)"
+            if usable:
+                names = b"|".join(re.escape(name) for name in usable)
+                keep += rb"|(?=Event:" + _BLANKS + rb"(?i:" + names + rb")"
+                keep += _BLANKS + rb"\n)"
+            later = rb"\n(?:\r\n(?:" + keep + rb")|\n)"
+            patterns = (re.compile(keep), re.compile(later))
+            self._patterns = patterns
+        return patterns

@@ -21,6 +21,7 @@ from callnowd.ami.ami_message import (
     AmiEncodingError,
     AmiProtocolError,
     Message,
+    WantedEvents,
 )
 from callnowd.ami.ami_parser import AmiParser
 
@@ -34,6 +35,7 @@ __all__ = [
     "AmiParser",
     "AmiProtocolError",
     "Message",
+    "WantedEvents",
     "encode_action",
     "encode_message",
 ]

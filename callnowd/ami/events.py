@@ -13,8 +13,7 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from callnowd.ami.ami_parser import WantedEvents
-from callnowd.ami.codec import Message
+from callnowd.ami.codec import Message, WantedEvents
 from callnowd.background import run_in_background
 
 EventHandler = Callable[[Message], object]

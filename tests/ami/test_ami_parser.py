@@ -6,8 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from callnowd.ami.ami_parser import WantedEvents
-from callnowd.ami.codec import AmiParser, AmiProtocolError, Message
+from callnowd.ami.codec import AmiParser, AmiProtocolError, Message, WantedEvents
 from tests.ami.test_codec import S1, SHARED, fed_in_pieces, reference_parse
 
 # First lines of events: names in several spellings, with blanks around them.
