@@ -135,8 +135,10 @@ class Message:
         return self._lookup().get("actionid")
 
 
-# What bytes.strip() removes around an event name.
-_BLANKS = rb"[ \t\r\x0b\x0c]*"
+# What bytes.strip() removes around an event name; possessive, as wanted names
+# neither start nor end with one (so no match needs to give any back, and a long
+# run of blanks is never tried again from each of its positions).
+_BLANKS = rb"[ \t\r\x0b\x0c]*+"
 
 
 class WantedEvents:

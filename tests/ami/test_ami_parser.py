@@ -127,6 +127,20 @@ class WantedEventsTests(SynchronousTestCase):
             self.assertEqual(whole, expected, path.name)
             self.assertEqual(bytewise, expected, path.name)
 
+    def test_long_blank_runs(self) -> None:
+        """Event lines with long runs of blanks are decided like skip(name) decides."""
+        wanted = WantedEvents([b"", b"hangup"])
+        blanks = b" \t" * 15000
+        data = (
+            b"Event:" + blanks + b"x\r\n\r\n"
+            b"Event:" + blanks + b"\r\n\r\n"
+            b"Event:" + blanks + b"Hangup" + blanks + b"\r\n\r\n"
+            b"Event:" + blanks + b"Hangup" + blanks + b"x\r\n\r\n"
+        )
+        parser = AmiParser(expect_banner=False, skip_events=wanted)
+        self.assertEqual(parser.feed(data), reference_parse(data, wanted))
+        self.assertEqual(len(reference_parse(data, wanted)), 2)
+
     def test_event_header_not_first_is_kept(self) -> None:
         """Only the first line decides: a later Event: line never drops a message."""
         data = b"Privilege: call,all\r\nEvent: VarSet\r\n\r\nEvent: VarSet\r\n\r\n"
