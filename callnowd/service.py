@@ -129,8 +129,8 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
     )
     intake.joiner = parts.flow.find_joinable
     intake.listeners.append(metrics.request_created)
-    intake.listeners.append(
-        lambda request: run_in_background(log, "dispatch", parts.flow.dispatch(request))
+    intake.dispatcher = lambda request, extension: run_in_background(
+        log, "dispatch", parts.flow.dispatch(request, extension)
     )
     client = parts.client
 

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from callnowd.calls.ports import Choice, OwnerLeg, OwnerOutcome, Pbx, PbxError
 from callnowd.calls.states import FINAL, IN_FLIGHT, IllegalTransition, Reason, check
-from callnowd.models import CallRequest, RequestEvent, RequestState
+from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
 from callnowd.store.interface import StaleState, Store
 
 S = RequestState
@@ -114,8 +114,14 @@ class CallFlow:
             return None
         return request
 
-    async def dispatch(self, request: CallRequest) -> None:
-        """Ring the owner for a request in state ``received``; at most once."""
+    async def dispatch(
+        self, request: CallRequest, extension: Extension | None = None
+    ) -> None:
+        """Ring the owner for a request in state ``received``; at most once.
+
+        ``extension`` is the request's extension as just read (by the intake);
+        without it, it is read from the store.
+        """
         if request.state is not S.RECEIVED or request.id in self._live:
             return
         # Registered before the first await, so a twin arriving now joins this one.
@@ -131,7 +137,7 @@ class CallFlow:
             return
         self._track(current)
         try:
-            await self._ring_owner(current)
+            await self._ring_owner(current, extension)
         except StaleState:
             pass  # another dispatch of the same request won the race; it dials
         except Exception:
@@ -141,8 +147,11 @@ class CallFlow:
             self._awaiting_originate.discard(current.id)
             await self._forget_if_final(current.id)
 
-    async def _ring_owner(self, request: CallRequest) -> None:
-        extension = await self._store.get_extension(request.extension)
+    async def _ring_owner(
+        self, request: CallRequest, extension: Extension | None
+    ) -> None:
+        if extension is None or extension.number != request.extension:
+            extension = await self._store.get_extension(request.extension)
         if extension is None:
             await self._move(request, S.FAILED, Reason.OWNER_UNREACHABLE)
             return

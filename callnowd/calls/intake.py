@@ -53,6 +53,8 @@ class RateLimited(Exception):
 
 
 Joiner = Callable[[str, str], Awaitable[CallRequest | None]]
+# Told each new request with the extension it was taken for (the dispatcher).
+Dispatcher = Callable[[CallRequest, Extension], object]
 T = TypeVar("T")
 
 
@@ -129,6 +131,7 @@ class Intake:
         self._window = one_step_window
         self.joiner: Joiner | None = None
         self.listeners: list[Listener] = []
+        self.dispatcher: Dispatcher | None = None
 
     def destination(self, raw_phone: str) -> str:
         """The E.164 number the policy allows, from the number as typed.
@@ -221,6 +224,8 @@ class Intake:
             )
             for listener in self.listeners:
                 listener(stored)
+            if self.dispatcher is not None:
+                self.dispatcher(stored, extension)
         return stored, created
 
     async def _record_refusal(

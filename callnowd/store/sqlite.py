@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import attrs
 from twisted.enterprise.adbapi import ConnectionPool
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorCore
@@ -339,26 +338,28 @@ class SqliteStore(SqliteRules):
         if event.request_id != request_id:
             raise ValueError(f"event for {event.request_id!r}, not {request_id!r}")
 
+        moved = sql.move_request(len(expected))
+        params = (
+            event.state.value,
+            event.reason,
+            event.at,
+            channel_id,
+            request_id,
+            *(state.value for state in expected),
+        )
+
         def work(cursor: sqlite3.Cursor) -> CallRequest:
-            cursor.execute(sql.SELECT_REQUEST + " WHERE id = ?", (request_id,))
+            # One statement checks the state, moves the request and returns it.
+            cursor.execute(moved, params)
             row = cursor.fetchone()
             if row is None:
-                raise UnknownRequest(request_id)
-            current = rows.decode_request(row)
-            if current.state not in expected:
-                raise StaleState(request_id, expected, current.state)
-            cursor.execute(
-                sql.UPDATE_REQUEST_STATE,
-                (event.state.value, event.reason, event.at, channel_id, request_id),
-            )
+                cursor.execute(sql.SELECT_STATE, (request_id,))
+                found = cursor.fetchone()
+                if found is None:
+                    raise UnknownRequest(request_id)
+                raise StaleState(request_id, expected, RequestState(found[0]))
             cursor.execute(sql.INSERT_EVENT, rows.event_values(event))
-            return attrs.evolve(
-                current,
-                state=event.state,
-                reason=event.reason,
-                updated_at=event.at,
-                channel_id=channel_id or current.channel_id,
-            )
+            return rows.decode_request(row)
 
         return await self._run(work, write=True)
 

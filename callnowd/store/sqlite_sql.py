@@ -6,6 +6,7 @@ parameters. Column order follows the codecs in :mod:`callnowd.store.rows`.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 
 SELECT_EXTENSION = (
@@ -56,6 +57,26 @@ UPDATE_REQUEST_STATE = (
     "UPDATE call_requests SET state = ?, reason = ?, updated_at = ?,"
     " channel_id = COALESCE(?, channel_id) WHERE id = ?"
 )
+SELECT_STATE = "SELECT state FROM call_requests WHERE id = ?"
+_REQUEST_COLUMNS = SELECT_REQUEST.removeprefix("SELECT ").removesuffix(
+    " FROM call_requests"
+)
+
+
+@functools.cache
+def move_request(expected: int) -> str:
+    """``UPDATE_REQUEST_STATE`` for a request in one of ``expected`` states.
+
+    Parameters: those of ``UPDATE_REQUEST_STATE``, then the ``expected`` state
+    values. Returns the moved request's ``SELECT_REQUEST`` columns, or no row when
+    the request does not exist or is in another state.
+    """
+    states = ", ".join("?" * expected)
+    return (
+        UPDATE_REQUEST_STATE + f" AND state IN ({states}) RETURNING " + _REQUEST_COLUMNS
+    )
+
+
 # Newest first; rowid breaks ties between requests created at the same instant.
 NEWEST_FIRST = " ORDER BY created_at DESC, rowid DESC"
 

@@ -458,3 +458,25 @@ class FlowReadsTests(_FlowCase):
         self.wait(self.flow.channel_gone(f"callnow-a1-{first.id}"))
         self.assertEqual(reads, [first.id])
         self.assertEqual(self.state(first), (S.OWNER_BUSY, "busy"))
+
+    def test_extension_given_to_dispatch_is_not_read_again(self) -> None:
+        """Dispatch with the intake's extension reads neither it nor the request."""
+        request = self.request()
+        looked_up: list[str] = []
+        get_extension = self.store.get_extension
+
+        async def counting(number: str) -> Extension | None:
+            looked_up.append(number)
+            return await get_extension(number)
+
+        self.store.get_extension = counting  # type: ignore[method-assign]
+        d = Deferred.fromCoroutine(self.flow.dispatch(request, JOHN))
+        self.pbx.outcomes[0].callback(OwnerOutcome.NO_ANSWER)
+        self.successResultOf(d)
+        self.assertEqual(looked_up, [])
+        self.assertEqual(self.state(request), (S.OWNER_NO_ANSWER, "no_answer"))
+        other = self.request("+15555550999")
+        d = Deferred.fromCoroutine(self.flow.dispatch(other))
+        self.pbx.outcomes[1].callback(OwnerOutcome.NO_ANSWER)
+        self.successResultOf(d)
+        self.assertEqual(looked_up, [JOHN.number])

@@ -53,3 +53,22 @@ class ShieldTests(SynchronousTestCase):
         (request,) = store.requests.values()
         self.assertEqual(handed, [request])
         self.assertEqual(request.state, RequestState.RECEIVED)
+
+    def test_dispatcher_gets_the_extension_it_was_taken_for(self) -> None:
+        """The dispatcher is told each new request with its extension, once stored."""
+        store = SlowStore()
+        ext = extension(image_validation=False)
+        self.successResultOf(Deferred.fromCoroutine(store.add_extension(ext)))
+        intake = Intake(store, DestinationPolicy(home_region="US"), None, 600)
+        handed: list[tuple[CallRequest, Any]] = []
+        intake.dispatcher = lambda request, taken_for: handed.append(
+            (request, taken_for)
+        )
+        submitted = Deferred.fromCoroutine(
+            intake.submit(ext, "+12015550123", "Mary", RequestSource.FORM, 1000.0)
+        )
+        self.assertEqual(handed, [])
+        store.gate.callback(None)
+        self.successResultOf(submitted)
+        (request,) = store.requests.values()
+        self.assertEqual(handed, [(request, ext)])
