@@ -143,14 +143,17 @@ def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
 _TICK = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
     """User + system CPU seconds used so far by process ``pid`` (all its threads).
+
+    With ``thread``, only that thread's (its id; the main thread's is ``pid``).
 
     Raises:
         BenchError: the process is gone.
     """
+    where = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(where).read_text()
     except OSError as e:
         raise BenchError(f"process {pid} is gone") from e
     # The command name (field 2) is in parentheses and may hold spaces.
