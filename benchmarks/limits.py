@@ -6,7 +6,12 @@ Variants, each measured right after its own baseline run (A), interleaved:
   by wrk with the one-step link of one visitor number from one client. After the
   first few requests every answer is a 429; only 429s are counted.
 * ``reject_redis``: the same with ``[limits] redis_url`` pointing at a
-  ``redis-server`` started by this benchmark, pinned to the load core.
+  ``redis-server`` started by this benchmark, pinned to the load core. The
+  flood's request is blocked, so the daemon answers it from memory and asks
+  Redis again once per ``blocked_answer_ttl`` (1 s).
+* ``reject_redis_every``: the same with ``blocked_answer_ttl = 0``: every 429 is
+  decided by one Lua script call in Redis (what a 429 costs when the daemon does
+  not yet know the request is blocked).
 * ``accepted_redis``: the full stack of :mod:`benchmarks.calls` (form POSTs, AMI
   mode against the simulator process, a distinct visitor number per request,
   Originates counted at the simulator) with every request checked in Redis and
@@ -69,8 +74,13 @@ from benchmarks.limits_stack import (
 
 BASELINE = "A: bare twisted.web"
 TARGETS = {"reject": 0.25, "reject_redis": 0.25, "accepted_redis": 0.18}
-REJECTS = ("reject", "reject_redis")
-REDIS_VARIANTS = ("reject_redis", "accepted_redis")
+REJECTS = ("reject", "reject_redis", "reject_redis_every")
+REDIS_VARIANTS = ("reject_redis", "reject_redis_every", "accepted_redis")
+SUFFIXES = {
+    "reject": "429",
+    "reject_redis": "429_redis",
+    "reject_redis_every": "429_redis_every",
+}
 
 
 def run(workdir: Path, options: argparse.Namespace) -> int:
@@ -91,6 +101,14 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
             "reject_redis": keep(
                 start_flood_daemon(
                     cores, workdir / "reject_redis", redis_limits(redis.port, "flood")
+                )
+            ),
+            "reject_redis_every": keep(
+                start_flood_daemon(
+                    cores,
+                    workdir / "reject_redis_every",
+                    redis_limits(redis.port, "flood_every")
+                    + "blocked_answer_ttl = 0.0\n",
                 )
             ),
         }
@@ -207,7 +225,7 @@ def report(
         http, _ = median_iqr([p.variant.rps for p in kept])
         p99, _ = median_iqr([p.variant.p99_ms for p in kept])
         per = _cpu_per(name, pairs, meter, counted)
-        suffix = {"reject": "429", "reject_redis": "429_redis"}.get(name, name)
+        suffix = SUFFIXES.get(name, name)
         summary[f"ratio_{suffix}"] = rounded(ratio)
         summary[f"iqr_{suffix}"] = rounded(iqr)
         summary[f"per_s_{suffix}"] = rounded(rate, 0)
