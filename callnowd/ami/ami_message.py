@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-import attrs
-
 
 class AmiProtocolError(Exception):
     """Malformed or oversized input; the connection should be dropped."""
@@ -37,21 +35,42 @@ MAX_ACTION_HEADERS = 128
 FORBIDDEN_CHARS = re.compile(r"[\r\n\x00]")
 
 
-@attrs.frozen
 class Message:
     """One AMI message: an action, a response or an event.
 
+    A value: equal, hashable and immutable (assigning an attribute raises).
+    Header names are matched case-insensitively; duplicates are kept in order.
+
+    Args:
+        headers: the ``(name, value)`` pairs in wire order.
+        unparsed: lines of the message that had no ``:``.
+
     Attributes:
-        headers: the ``(name, value)`` pairs in wire order, original spelling,
-            duplicates kept.
+        names: the header names in wire order, original spelling, duplicates kept.
+        values: the header values, in the same order as :attr:`names`.
         unparsed: lines of the message that had no ``:`` (kept for logging).
     """
 
-    headers: tuple[tuple[str, str], ...]
-    unparsed: tuple[str, ...] = ()
-    _index: dict[str, str] | None = attrs.field(
-        default=None, init=False, eq=False, repr=False, hash=False
-    )
+    # Names and values are two tuples, as the parser cuts them out of a read:
+    # a message costs two slices, not a tuple per header. The pairs
+    # (:attr:`headers`) and the lookup index are built when asked for.
+    __slots__ = ("_index", "names", "unparsed", "values")
+
+    names: tuple[str, ...]
+    values: tuple[str, ...]
+    unparsed: tuple[str, ...]
+    _index: dict[str, str] | None
+
+    def __init__(
+        self,
+        headers: Iterable[tuple[str, str]] = (),
+        unparsed: Iterable[str] = (),
+    ) -> None:
+        pairs = tuple(headers)
+        _set_names(self, tuple([name for name, _ in pairs]))
+        _set_values(self, tuple([value for _, value in pairs]))
+        _set_unparsed(self, tuple(unparsed))
+        _set_index(self, None)
 
     @classmethod
     def of(cls, *pairs: tuple[str, str]) -> Message:
@@ -63,15 +82,50 @@ class Message:
         Returns:
             The message.
         """
-        return cls(tuple(pairs))
+        return cls(pairs)
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The ``(name, value)`` pairs in wire order, original spelling, duplicates kept."""
+        return tuple(zip(self.names, self.values, strict=True))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Message is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Message is immutable (cannot delete {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Message:
+            return NotImplemented
+        assert isinstance(other, Message)  # noqa: S101 (for mypy)
+        return (
+            self.names == other.names
+            and self.values == other.values
+            and self.unparsed == other.unparsed
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.names, self.values, self.unparsed))
+
+    def __repr__(self) -> str:
+        return f"Message(headers={self.headers!r}, unparsed={self.unparsed!r})"
+
+    def __reduce__(self) -> tuple[type[Message], tuple[object, ...]]:
+        return (Message, (self.headers, self.unparsed))
 
     def _lookup(self) -> dict[str, str]:
         index = self._index
         if index is None:
-            index = {}
-            for name, value in self.headers:
-                index.setdefault(name.lower(), value)
-            object.__setattr__(self, "_index", index)
+            # Built backwards, so the first of repeated names wins.
+            index = dict(
+                zip(
+                    map(str.lower, reversed(self.names)),
+                    reversed(self.values),
+                    strict=True,
+                )
+            )
+            _set_index(self, index)
         return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -96,7 +150,11 @@ class Message:
             The values; empty when the header is absent.
         """
         lowered = name.lower()
-        return [value for key, value in self.headers if key.lower() == lowered]
+        return [
+            value
+            for key, value in zip(self.names, self.values, strict=True)
+            if key.lower() == lowered
+        ]
 
     def __getitem__(self, name: str) -> str:
         value = self._lookup().get(name.lower())
@@ -109,9 +167,9 @@ class Message:
 
     def _first(self, name: str) -> str | None:
         # Asterisk writes Event/Response first; check that before building the index.
-        headers = self.headers
-        if headers and headers[0][0] == name:
-            return headers[0][1]
+        names = self.names
+        if names and names[0] == name:
+            return self.values[0]
         return self._lookup().get(name.lower())
 
     @property
@@ -133,6 +191,15 @@ class Message:
     def action_id(self) -> str | None:
         """The ``ActionID`` header, or None."""
         return self._lookup().get("actionid")
+
+
+# The slots' own setters: the only way to write to a Message (its __setattr__
+# refuses), used by __init__ and by the parser, which builds messages without
+# calling __init__.
+_set_names = Message.__dict__["names"].__set__
+_set_values = Message.__dict__["values"].__set__
+_set_unparsed = Message.__dict__["unparsed"].__set__
+_set_index = Message.__dict__["_index"].__set__
 
 
 # What bytes.strip() removes around an event name; possessive, as wanted names

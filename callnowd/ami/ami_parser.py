@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from callnowd.ami.ami_message import AmiProtocolError, Message, WantedEvents
+from callnowd.ami.ami_message import (
+    AmiProtocolError,
+    Message,
+    WantedEvents,
+    _set_index,
+    _set_names,
+    _set_unparsed,
+    _set_values,
+)
 
 # Markers that stand in for line and message breaks in the fast path: after
 # ``\r\n\r\n`` -> _MESSAGE_BREAK and ``\r\n`` -> _LINE_BREAK, one split of a
@@ -20,12 +28,9 @@ _LINE_BREAK = ": \x00: "
 _MESSAGE_BREAK = ": \x01: "
 _CRLF2 = "\r\n\r\n"
 
-# Messages are built by setting the slots directly: the generated __init__ of
-# a frozen attrs class costs more than parsing a short event.
+# Messages are built by setting the slots directly: a Python __init__ costs
+# about as much as parsing a short event.
 _NEW = object.__new__
-_SET_HEADERS = Message.__dict__["headers"].__set__
-_SET_UNPARSED = Message.__dict__["unparsed"].__set__
-_SET_INDEX = Message.__dict__["_index"].__set__
 
 
 def _message_end(buffer: bytes | bytearray, start: int) -> int:
@@ -89,6 +94,7 @@ class AmiParser:
         # of a message takes at least two bytes).
         self._small = min(max_line, max_message)
         self._small_tail = min(max_line, max_message, 2 * max_headers)
+        self._too_many_marks = _LINE_MARK * max_headers
         #: May be replaced between feeds (None: keep every event).
         self.skip_events = skip_events
         self._buffer = bytearray()
@@ -314,36 +320,45 @@ class AmiParser:
             or ("\t" in text and ": \t" in text)
         ):
             return None
-        # split + join does one pass over the text; replace does two.
-        joined = _MESSAGE_BREAK.join(text[:-4].split(_CRLF2))
+        # split + join does one pass over the text; replace does two. The
+        # text ends in a message break, so the split ends in "" after a mark.
+        joined = _MESSAGE_BREAK.join(text.split(_CRLF2))
         joined = joined.replace("\r\n", _LINE_BREAK)
         if "\n" in joined:
             return None
         flat = joined.split(": ")
-        if len(flat) % 3 != 2:
+        if flat.pop() or len(flat) % 3:
             return None
-        marks = flat[2::3]
-        count = marks.count(_MESSAGE_MARK)
-        if count + marks.count(_LINE_MARK) != len(marks):
+        # Each mark is an item of its own (": " on both sides, none in the
+        # text), so all third items are marks when their join is that many
+        # mark characters.
+        lines = len(flat) // 3
+        marks = "".join(flat[2::3])
+        if (
+            len(marks) != lines
+            or marks.count(_LINE_MARK) + marks.count(_MESSAGE_MARK) != lines
+        ):
             return None
-        names = flat[0::3]
-        if ":" in "".join(names):
+        name_list = flat[0::3]
+        if ":" in "".join(name_list):
             return None
-        pairs = tuple(zip(names, flat[1::3], strict=True))
-        marks.append(_MESSAGE_MARK)
-        index = marks.index
-        max_headers = self._max_headers
+        # A message of n lines is n - 1 line marks and a message mark.
+        if self._too_many_marks in marks:
+            raise self._too_many_lines()
+        runs = marks.split(_MESSAGE_MARK)
+        runs.pop()
+        names = tuple(name_list)
+        values = tuple(flat[1::3])
         messages: list[Message] = []
         append = messages.append
         start = 0
-        for _ in range(count + 1):
-            end = index(_MESSAGE_MARK, start) + 1
-            if end - start > max_headers:
-                raise self._too_many_lines()
+        for size in map(len, runs):
+            end = start + size + 1
             message = _NEW(Message)
-            _SET_HEADERS(message, pairs[start:end])
-            _SET_UNPARSED(message, ())
-            _SET_INDEX(message, None)
+            _set_names(message, names[start:end])
+            _set_values(message, values[start:end])
+            _set_unparsed(message, ())
+            _set_index(message, None)
             append(message)
             start = end
         return messages
@@ -373,13 +388,20 @@ class AmiParser:
         first = lines[0]
         if skip is not None and first.startswith(b"Event:") and skip(first[6:].strip()):
             return None
-        headers: list[tuple[str, str]] = []
+        names: list[str] = []
+        values: list[str] = []
         unparsed: list[str] = []
         for line in lines:
             text = line.decode("utf-8", "replace")
             name, colon, value = text.partition(":")
             if colon:
-                headers.append((name, value.lstrip(" \t")))
+                names.append(name)
+                values.append(value.lstrip(" \t"))
             else:
                 unparsed.append(text)
-        return Message(tuple(headers), tuple(unparsed))
+        message = _NEW(Message)
+        _set_names(message, tuple(names))
+        _set_values(message, tuple(values))
+        _set_unparsed(message, tuple(unparsed))
+        _set_index(message, None)
+        return message

@@ -176,9 +176,9 @@ class AmiProtocol(Protocol):
         # to the owner (Asterisk writes Event first; _dispatch does the rest).
         event_received = self._owner.event_received
         for message in messages:
-            headers = message.headers
-            if headers and headers[0][0] == "Event" and not self._lists:
-                event_received(self, message, headers[0][1])
+            names = message.names
+            if names and names[0] == "Event" and not self._lists:
+                event_received(self, message, message.values[0])
             else:
                 self._dispatch(message)
 
@@ -215,8 +215,8 @@ class AmiProtocol(Protocol):
     def _dispatch(self, message: Message) -> None:
         # Classify by Event first: OriginateResponse also carries Response.
         # Asterisk writes Event first; checking that here saves the lookup.
-        headers = message.headers
-        name = headers[0][1] if headers and headers[0][0] == "Event" else message.event
+        names = message.names
+        name = message.values[0] if names and names[0] == "Event" else message.event
         if name is not None:
             if self._lists:
                 entry = self._lists.get(message.action_id or "")

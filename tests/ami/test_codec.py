@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -221,6 +223,16 @@ class ParserTests(SynchronousTestCase):
         with self.assertRaises(AmiProtocolError):
             self.parse(b"Event: T\n" + b"A: 1\n" * 20, max_headers=10)
         self.assertEqual(len(self.parse(b"A: 1\n" * 10 + b"\n", max_headers=10)), 1)
+
+    def test_header_cap_in_asterisk_layout(self) -> None:
+        """CRLF messages in one read: max_headers lines pass, one more raises."""
+        plain = b"Event: A\r\nX: 1\r\n\r\n" * 5
+        fits = b"Event: B\r\n" + b"A: 1\r\n" * 9 + b"\r\n"
+        self.assertEqual(len(self.parse(plain + fits + plain, max_headers=10)), 11)
+        over = b"Event: B\r\n" + b"A: 1\r\n" * 10 + b"\r\n"
+        for data in (over + plain, plain + over, plain + over + plain):
+            with self.assertRaises(AmiProtocolError):
+                self.parse(data, max_headers=10)
 
     def test_message_cap(self) -> None:
         """A message larger than max_message raises, complete or pending."""
@@ -565,6 +577,79 @@ class FastPathTests(SynchronousTestCase):
         self.assertEqual(len(parser.feed(b"Event: A\nX: 1\n\n")), 1)
         self.assertEqual(len(parser.feed(b"\nEvent: B\r\n\r\nEvent: C\r\n\r\n")), 2)
         self.assertEqual(asked, [b"A", b"B", b"C"])
+
+
+class MessageTests(SynchronousTestCase):
+    def test_names_values_and_pairs(self) -> None:
+        """Names and values are parallel tuples; headers pairs them up in order."""
+        message = Message.of(("Event", "A"), ("X", "1"), ("x", "2"))
+        self.assertEqual(message.names, ("Event", "X", "x"))
+        self.assertEqual(message.values, ("A", "1", "2"))
+        self.assertEqual(message.headers, (("Event", "A"), ("X", "1"), ("x", "2")))
+        self.assertEqual(message.unparsed, ())
+        self.assertEqual(Message().headers, ())
+        self.assertIsNone(Message().event)
+
+    def test_immutable(self) -> None:
+        """No attribute can be assigned or deleted, not even a new one."""
+        message = Message.of(("Event", "A"))
+        for name in ("names", "values", "unparsed", "headers", "other"):
+            with self.assertRaises(AttributeError):
+                setattr(message, name, ())
+            with self.assertRaises(AttributeError):
+                delattr(message, name)
+        self.assertEqual(message.headers, (("Event", "A"),))
+
+    def test_value_semantics(self) -> None:
+        """Equal content is an equal message with the same hash; anything else is not."""
+        (parsed,) = AmiParser(expect_banner=False).feed(b"Event: A\r\nX: 1\r\n\r\n")
+        built = Message((("Event", "A"), ("X", "1")))
+        self.assertEqual(parsed, built)
+        self.assertEqual(len({parsed, built}), 1)
+        self.assertNotEqual(built, Message((("X", "1"), ("Event", "A"))))
+        self.assertNotEqual(built, Message((("Event", "A"), ("X", "1")), ("junk",)))
+        self.assertNotEqual(built, Message((("Event", "A"), ("x", "1"))))
+        self.assertNotEqual(built, (("Event", "A"), ("X", "1")))
+        self.assertEqual(
+            repr(built), "Message(headers=(('Event', 'A'), ('X', '1')), unparsed=())"
+        )
+
+    def test_copy_and_pickle(self) -> None:
+        """Copies and pickles of a message (looked up or not) are equal to it."""
+        message = Message((("Event", "A"), ("X", "1")), ("junk",))
+        self.assertEqual(message.get("x"), "1")
+        for other in (
+            copy.copy(message),
+            copy.deepcopy(message),
+            pickle.loads(pickle.dumps(message)),  # noqa: S301 (our own bytes)
+        ):
+            self.assertEqual(other, message)
+            self.assertEqual(other.get("X"), "1")
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["A", "a", "B", "b", "Event", "EVENT", "É", "é"]),
+                VALUES,
+            ),
+            max_size=8,
+        ),
+        st.sampled_from(["a", "A", "b", "event", "é", "É", "c"]),
+    )
+    def test_lookup_like_reference(
+        self, headers: list[tuple[str, str]], name: str
+    ) -> None:
+        """get, [], in and get_all find the first and all values, ignoring case."""
+        message = Message(tuple(headers))
+        matching = [value for key, value in headers if key.lower() == name.lower()]
+        self.assertEqual(message.get_all(name), matching)
+        self.assertEqual(message.get(name), matching[0] if matching else None)
+        self.assertEqual(name in message, bool(matching))
+        if matching:
+            self.assertEqual(message[name], matching[0])
+        else:
+            self.assertRaises(KeyError, lambda: message[name])
+        self.assertEqual(message.event, message.get("Event"))
 
 
 class SkipFilterTests(SynchronousTestCase):
