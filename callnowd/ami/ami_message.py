@@ -53,13 +53,15 @@ class Message:
 
     # Names and values are two tuples, as the parser cuts them out of a read:
     # a message costs two slices, not a tuple per header. The pairs
-    # (:attr:`headers`) and the lookup index are built when asked for.
-    __slots__ = ("_index", "names", "unparsed", "values")
+    # (:attr:`headers`) and the lookup index are built when asked for. The
+    # rarely needed unparsed lines and the index live in the instance dict,
+    # made only when one is set, and default to the class attributes.
+    __slots__ = ("__dict__", "names", "values")
 
     names: tuple[str, ...]
     values: tuple[str, ...]
-    unparsed: tuple[str, ...]
-    _index: dict[str, str] | None
+    unparsed: tuple[str, ...] = ()
+    _index: dict[str, str] | None = None
 
     def __init__(
         self,
@@ -69,8 +71,9 @@ class Message:
         pairs = tuple(headers)
         _set_names(self, tuple([name for name, _ in pairs]))
         _set_values(self, tuple([value for _, value in pairs]))
-        _set_unparsed(self, tuple(unparsed))
-        _set_index(self, None)
+        lines = tuple(unparsed)
+        if lines:
+            _set(self, "unparsed", lines)
 
     @classmethod
     def of(cls, *pairs: tuple[str, str]) -> Message:
@@ -125,7 +128,7 @@ class Message:
                     strict=True,
                 )
             )
-            _set_index(self, index)
+            _set(self, "_index", index)
         return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -193,13 +196,23 @@ class Message:
         return self._lookup().get("actionid")
 
 
-# The slots' own setters: the only way to write to a Message (its __setattr__
-# refuses), used by __init__ and by the parser, which builds messages without
-# calling __init__.
+# The only ways to write to a Message (its __setattr__ refuses), used by
+# __init__ and by the parser, which builds messages without calling __init__.
 _set_names = Message.__dict__["names"].__set__
 _set_values = Message.__dict__["values"].__set__
-_set_unparsed = Message.__dict__["unparsed"].__set__
-_set_index = Message.__dict__["_index"].__set__
+_set = object.__setattr__
+
+
+def _message(
+    names: tuple[str, ...], values: tuple[str, ...], unparsed: tuple[str, ...] = ()
+) -> Message:
+    """Build a message from its names, values and unparsed lines, unchecked."""
+    message = object.__new__(Message)
+    _set_names(message, names)
+    _set_values(message, values)
+    if unparsed:
+        _set(message, "unparsed", unparsed)
+    return message
 
 
 # What bytes.strip() removes around an event name; possessive, as wanted names

@@ -12,9 +12,8 @@ from callnowd.ami.ami_message import (
     AmiProtocolError,
     Message,
     WantedEvents,
-    _set_index,
+    _message,
     _set_names,
-    _set_unparsed,
     _set_values,
 )
 
@@ -29,7 +28,7 @@ _MESSAGE_BREAK = ": \x01: "
 _CRLF2 = "\r\n\r\n"
 
 # Messages are built by setting the slots directly: a Python __init__ costs
-# about as much as parsing a short event.
+# about as much as parsing a short event (the other attributes default).
 _NEW = object.__new__
 
 
@@ -357,8 +356,6 @@ class AmiParser:
             message = _NEW(Message)
             _set_names(message, names[start:end])
             _set_values(message, values[start:end])
-            _set_unparsed(message, ())
-            _set_index(message, None)
             append(message)
             start = end
         return messages
@@ -399,9 +396,4 @@ class AmiParser:
                 values.append(value.lstrip(" \t"))
             else:
                 unparsed.append(text)
-        message = _NEW(Message)
-        _set_names(message, tuple(names))
-        _set_values(message, tuple(values))
-        _set_unparsed(message, tuple(unparsed))
-        _set_index(message, None)
-        return message
+        return _message(tuple(names), tuple(values), tuple(unparsed))

@@ -131,7 +131,9 @@ class AmiClient(Service):
         self._protocol: AmiProtocol | None = None
         self._auth_failed = False
         self._stopping = False
-        self._subscriptions = EventSubscriptions()
+        self._subscriptions = EventSubscriptions(
+            {"OriginateResponse": self._claim, "UserEvent": self._claim}
+        )
         self._ready_handlers: list[Callable[[], object]] = []
         self._ready_waiters: list[Deferred[None]] = []
         self._originates: dict[str, tuple[AmiProtocol, Deferred[OriginateResult]]] = {}
@@ -431,21 +433,34 @@ class AmiClient(Service):
     def event_received(
         self, protocol: AmiProtocol, message: Message, name: str
     ) -> None:
-        """Route one event: originate results by ActionID, then subscribers."""
-        if name == "OriginateResponse" or name == "UserEvent":
-            action_id = message.action_id
-            if action_id is not None and not action_id.startswith(self._id_prefix):
-                suppressed = self._unowned.allow()
-                if suppressed is not None:
-                    self.log.debug(
-                        "AMI {event} for an ActionID we do not own: {action_id}",
-                        event=name,
-                        action_id=action_id,
-                        suppressed=suppressed,
-                    )
-                return
-            if name == "OriginateResponse":
-                entry = self._originates.pop(action_id or "", None)
-                if entry is not None:
-                    entry[1].callback(OriginateResult.from_event(message))
+        """Route one event to the subscribers (originate results by ActionID first)."""
         self._subscriptions.dispatch(message, name)
+
+    def events_received(
+        self, protocol: AmiProtocol, messages: Sequence[Message]
+    ) -> None:
+        """Route events whose first header is ``Event``, in order."""
+        self._subscriptions.dispatch_events(messages)
+
+    def _claim(self, message: Message, name: str) -> bool:
+        """Gate of ``OriginateResponse`` and ``UserEvent``: ours only, results first.
+
+        Such events carrying an ActionID of another client are withheld from
+        the subscribers; an ``OriginateResponse`` settles its originate.
+        """
+        action_id = message.action_id
+        if action_id is not None and not action_id.startswith(self._id_prefix):
+            suppressed = self._unowned.allow()
+            if suppressed is not None:
+                self.log.debug(
+                    "AMI {event} for an ActionID we do not own: {action_id}",
+                    event=name,
+                    action_id=action_id,
+                    suppressed=suppressed,
+                )
+            return False
+        if name == "OriginateResponse":
+            entry = self._originates.pop(action_id or "", None)
+            if entry is not None:
+                entry[1].callback(OriginateResult.from_event(message))
+        return True

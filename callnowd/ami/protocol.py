@@ -116,6 +116,11 @@ class SessionOwner(TypingProtocol):
     ) -> None:
         """An event (named ``name``) that is not a list item of a pending list action arrived."""
 
+    def events_received(
+        self, protocol: AmiProtocol, messages: Sequence[Message]
+    ) -> None:
+        """Events that are not list items, each with ``Event`` first, arrived (in order)."""
+
     def event_filter(self) -> Callable[[bytes], bool] | None:
         """Return ``skip(name) -> bool`` for events nobody needs; None keeps all."""
 
@@ -172,15 +177,22 @@ class AmiProtocol(Protocol):
                 self._banner.errback(e)
             self.transport.abortConnection()  # type: ignore[union-attr]
             return
-        # Most messages are events nobody is collecting: hand those straight
-        # to the owner (Asterisk writes Event first; _dispatch does the rest).
-        event_received = self._owner.event_received
+        # Most messages are events nobody is collecting, Event first: those go
+        # to the owner in runs, one call each (_dispatch does the rest, one by
+        # one, after the run before them).
+        run: list[Message] = []
+        lists = self._lists
         for message in messages:
             names = message.names
-            if names and names[0] == "Event" and not self._lists:
-                event_received(self, message, message.values[0])
-            else:
-                self._dispatch(message)
+            if names and names[0] == "Event" and not lists:
+                run.append(message)
+                continue
+            if run:
+                self._owner.events_received(self, run)
+                run = []
+            self._dispatch(message)
+        if run:
+            self._owner.events_received(self, run)
 
     @override
     def connectionLost(self, reason: Failure = Failure(Exception())) -> None:  # noqa: B008
