@@ -325,7 +325,10 @@ class AmiParser:
         joined = joined.replace("\r\n", _LINE_BREAK)
         if "\n" in joined:
             return None
-        flat = joined.split(": ")
+        # ": " cannot overlap itself, so rsplit cuts at the same places as
+        # split; it looks for the rare ":" where split looks for the frequent
+        # blank at every step.
+        flat = joined.rsplit(": ")
         if flat.pop() or len(flat) % 3:
             return None
         # Each mark is an item of its own (": " on both sides, none in the
