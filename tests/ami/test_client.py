@@ -240,6 +240,27 @@ class ActionTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(second)["X"], "2")
         self.assertEqual(seen, ["Newchannel", "Hangup"])
 
+    def test_events_and_answers_keep_wire_order(self) -> None:
+        """In one read, an answer is handled after the events before it, before those after."""
+        h = Harness()
+        protocol, _ = h.login()
+        order: list[str] = []
+        h.client.subscribe(None, lambda m: order.append(f"event {m['N']}"))
+        d = h.start(h.client.send_action("Ping"))
+        d.addCallback(lambda m: order.append("answer"))
+        protocol.dataReceived(
+            reply(("Event", "A"), ("N", "1"))
+            + reply(("Event", "B"), ("N", "2"))
+            + reply(("Response", "Success"), ("ActionID", "cn-1-2"))
+            + reply(("Event", "C"), ("N", "3"))
+            + reply(("N", "4"), ("Event", "D"))
+            + reply(("Event", "E"), ("N", "5"))
+        )
+        self.assertEqual(
+            order,
+            ["event 1", "event 2", "answer", "event 3", "event 4", "event 5"],
+        )
+
     def test_error_response(self) -> None:
         """Response: Error fails the action with AmiActionError carrying it."""
         h = Harness()
