@@ -3,11 +3,23 @@
 It is the embedded default without Redis, the fallback while Redis is down, and
 the reference the Lua script in :mod:`callnowd.limits.redis` mirrors line by line
 (the shared contract tests hold both to the same answers). Each call runs to
-completion without yielding, so it is atomic under the reactor. Expired state is
-swept every :data:`SWEEP_EVERY` evaluations, so memory follows the active keys.
+completion without yielding, so it is atomic under the reactor.
+
+Every evaluation costs the same whatever the amount of state held: a distinct
+set keeps its members in last-seen order (an ``OrderedDict``: a refreshed member
+moves to the end), so expired members are dropped from the front, the oldest
+live one is the first and the count is the length -- the sorted-set steps of the
+Lua script (``ZREMRANGEBYSCORE``, ``ZCARD``, ``ZRANGE 0 0``). Expired state is
+swept after :data:`SWEEP_EVERY` evaluations, or after as many evaluations as
+entries were left by the previous sweep when that is more (so a sweep's cost is
+spread over at least as many evaluations as entries it visits), and memory
+follows the active keys.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
+from operator import itemgetter
 
 import attrs
 
@@ -16,7 +28,6 @@ from callnowd.limits.ratelimit import (
     BlockInfo,
     BucketCheck,
     Check,
-    DistinctCheck,
     Escalation,
     LimitKey,
     Outcome,
@@ -43,8 +54,11 @@ class _Block:
 
 @attrs.define
 class _Distinct:
-    members: dict[str, int]  # member -> last seen (us)
+    # member -> last seen (us), oldest first. Kept in that order by moving a
+    # refreshed member to the end; a clock that went back re-sorts (rare).
+    members: OrderedDict[str, int]
     expires_us: int
+    newest_us: int  # the last member's time
 
 
 class MemoryRateLimitStore:
@@ -57,6 +71,7 @@ class MemoryRateLimitStore:
         self._blocks: dict[LimitKey, _Block] = {}
         self._strikes: dict[LimitKey, tuple[int, int]] = {}  # count, expiry (us)
         self._since_sweep = 0
+        self._sweep_after = SWEEP_EVERY
 
     def __len__(self) -> int:
         """How many entries are held (for tests of the sweep)."""
@@ -118,26 +133,33 @@ class MemoryRateLimitStore:
         if isinstance(check, BucketCheck):
             result = gcra(self._tats.get(state_name(check)), now_us, check.rate)
             return result.retry_after_us, result.tat_us
-        held = self._live_members(check, now_us)
-        if check.member in held or len(held) < check.limit:
-            return 0, now_us
-        return min(held.values()) + check.window_us - now_us, 0
-
-    def _live_members(self, check: DistinctCheck, now_us: int) -> dict[str, int]:
         entry = self._sets.get(state_name(check))
         if entry is None:
-            return {}
-        cutoff = now_us - check.window_us
-        entry.members = {m: t for m, t in entry.members.items() if t > cutoff}
-        return entry.members
+            return 0, now_us
+        window_us = check.window_us
+        held = _drop_expired(entry.members, now_us - window_us)
+        if check.member in held or len(held) < check.limit:
+            return 0, now_us
+        # The oldest live member is the first: its place frees up first.
+        return next(iter(held.values())) + window_us - now_us, 0
 
     def _commit(self, check: Check, value: int, now_us: int) -> None:
         name = state_name(check)
         if isinstance(check, BucketCheck):
             self._tats[name] = value
             return
-        entry = self._sets.setdefault(name, _Distinct({}, 0))
-        entry.members[check.member] = now_us
+        entry = self._sets.get(name)
+        if entry is None:
+            entry = self._sets[name] = _Distinct(OrderedDict(), 0, now_us)
+        members = entry.members
+        members[check.member] = now_us
+        if now_us >= entry.newest_us:
+            members.move_to_end(check.member)
+            entry.newest_us = now_us
+        else:
+            # The clock went back: restore the oldest-first order.
+            entry.members = OrderedDict(sorted(members.items(), key=itemgetter(1)))
+            entry.newest_us = next(reversed(entry.members.values()))
         entry.expires_us = now_us + check.window_us
 
     def _escalate(
@@ -181,10 +203,12 @@ class MemoryRateLimitStore:
 
     def _maybe_sweep(self, now_us: int) -> None:
         self._since_sweep += 1
-        if self._since_sweep < SWEEP_EVERY:
+        if self._since_sweep < self._sweep_after:
             return
         self._since_sweep = 0
         self.sweep(now_us)
+        # A sweep visits every entry: wait at least as many evaluations again.
+        self._sweep_after = max(SWEEP_EVERY, len(self))
 
     def sweep(self, now_us: int) -> None:
         """Forget every entry that can no longer change an answer at ``now_us``."""
@@ -197,6 +221,18 @@ class MemoryRateLimitStore:
             if b.until_us < 0 or b.until_us > now_us
         }
         self._strikes = {k: s for k, s in self._strikes.items() if s[1] > now_us}
+
+
+def _drop_expired(
+    members: OrderedDict[str, int], cutoff_us: int
+) -> OrderedDict[str, int]:
+    """Drop the members last seen at or before ``cutoff_us`` (oldest first)."""
+    while members:
+        oldest = next(iter(members.values()))
+        if oldest > cutoff_us:
+            break
+        members.popitem(last=False)
+    return members
 
 
 def _denying_keys(denied: list[tuple[int, Check]]) -> list[tuple[LimitKey, Reason]]:
