@@ -9,7 +9,8 @@ protocols:
 * baseline: a ``LineOnlyReceiver`` whose ``lineReceived`` only counts the empty
   lines (message ends): the cost of getting lines out of Twisted at all;
 * full: ``AmiProtocol`` + ``AmiClient`` routing with a subscriber for every event,
-  so every message is parsed into headers and dispatched;
+  so every line of every message is split into its (decoded) name and value and
+  every event is dispatched; the subscriber counts and reads no header;
 * skip: the same with subscribers for OriginateResponse, Hangup, DialEnd, Cdr and
   UserEvent only, so the parser drops the other events by name.
 
