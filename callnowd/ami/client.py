@@ -29,6 +29,7 @@ from typing_extensions import override
 
 from callnowd.ami.codec import Message
 from callnowd.ami.connector import GatedEndpoint
+from callnowd.ami.deadlines import Deadlines
 from callnowd.ami.events import EventHandler, EventSubscriptions, call_isolated
 from callnowd.ami.originate import (
     DEFAULT_RESULT_MARGIN,
@@ -137,6 +138,8 @@ class AmiClient(Service):
         self._ready_handlers: list[Callable[[], object]] = []
         self._ready_waiters: list[Deferred[None]] = []
         self._originates: dict[str, tuple[AmiProtocol, Deferred[OriginateResult]]] = {}
+        # Originate result timeouts: one timer per distinct limit, not one each.
+        self._result_deadlines = Deadlines(reactor, self._result_timed_out)
         self._backoff = (
             backoffPolicy(settings.initial_delay, settings.max_delay)
             if jitter is None
@@ -255,6 +258,7 @@ class AmiClient(Service):
                 result.errback(
                     AmiConnectionLost(f"connection lost before {action_id} ended")
                 )
+        self._result_deadlines.prune()
 
     @property
     def connected(self) -> bool:
@@ -332,6 +336,25 @@ class AmiClient(Service):
         """Send ``Action: UserEvent`` with ``UserEvent: <name>`` and ``headers``."""
         return await self.send_action("UserEvent", [("UserEvent", name), *headers])
 
+    def post_user_event(
+        self, name: str, headers: Sequence[tuple[str, str]] = ()
+    ) -> Deferred[Message]:
+        """:meth:`user_event` for callers that do not wait for the answer.
+
+        The same action, sent at once; the Deferred it returns fails the same ways
+        (add an errback), without a coroutine around it.
+
+        Raises:
+            AmiNotConnected: no session now (nothing is sent).
+            AmiEncodingError: a header would be unsafe on the wire.
+        """
+        response: Deferred[Message] = self._session().send(
+            "UserEvent",
+            [("UserEvent", name), *headers],
+            timeout=self._settings.action_timeout,
+        )
+        return response
+
     def originate(
         self,
         *,
@@ -378,11 +401,6 @@ class AmiClient(Service):
         def forget(_: Deferred[OriginateResult]) -> None:
             self._originates.pop(action_id, None)
 
-        def timed_out(value: object, timeout: float) -> OriginateResult:
-            raise OriginateTimeout(
-                f"no OriginateResponse for {action_id} within {timeout} s"
-            )
-
         result: Deferred[OriginateResult] = Deferred(forget)
         queued: Deferred[Message] = protocol.send(
             "Originate",
@@ -393,7 +411,7 @@ class AmiClient(Service):
         )
         # Tracked before any reply can be processed (replies come from dataReceived).
         self._originates[action_id] = (protocol, result)
-        result.addTimeout(limit, self._clock, onTimeoutCancel=timed_out)
+        self._result_deadlines.add(result, action_id, limit)
 
         def not_queued(failure: Failure) -> Failure:
             entry = self._originates.pop(action_id, None)
@@ -403,6 +421,14 @@ class AmiClient(Service):
 
         queued.addErrback(not_queued)
         return OriginateHandle(action_id, queued, result)
+
+    def _result_timed_out(
+        self, result: Deferred[OriginateResult], action_id: str
+    ) -> None:
+        self._originates.pop(action_id, None)
+        result.errback(
+            OriginateTimeout(f"no OriginateResponse for {action_id} in time")
+        )
 
     # -- events --------------------------------------------------------------
 

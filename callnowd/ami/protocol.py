@@ -14,7 +14,7 @@ from typing import Any, Literal
 from typing import Protocol as TypingProtocol
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 
 from callnowd.ami.codec import AmiParser, AmiProtocolError, Message, encode_action
+from callnowd.ami.deadlines import Deadlines
 
 BANNER_PREFIX = "Asterisk Call Manager/"
 
@@ -149,6 +150,8 @@ class AmiProtocol(Protocol):
         self._pending: dict[str, _Pending] = {}
         self._lists: dict[str, _Pending] = {}
         self._collectors = 0
+        # Action timeouts: one timer per distinct timeout, not one per action.
+        self._deadlines = Deadlines(clock, self._expire)
         self._parser = AmiParser()
         self._unowned = DebugThrottle(clock)
         self._banner: Deferred[str] = Deferred()
@@ -204,6 +207,7 @@ class AmiProtocol(Protocol):
         pending = list(self._pending.values()) + list(self._lists.values())
         self._pending.clear()
         self._lists.clear()
+        self._deadlines.stop()
         for entry in pending:
             entry.deferred.errback(AmiConnectionLost(str(reason.value)))
         self._owner.session_lost(self, reason)
@@ -320,12 +324,18 @@ class AmiProtocol(Protocol):
         deferred: Deferred[Any] = Deferred(cancel)
         # Registered before writing: the answer may come back in the same turn.
         self._pending[action_id] = _Pending(deferred, collect)
-        deferred.addTimeout(timeout, self._clock)
+        self._deadlines.add(deferred, action_id, timeout)
         if collect:
             self._collectors += 1
             deferred.addBoth(self._collector_done)
         self.transport.write(data)
         return deferred
+
+    def _expire(self, deferred: Deferred[Any], action_id: str) -> None:
+        """No (complete) answer in time: forget the action, fail with TimeoutError."""
+        self._pending.pop(action_id, None)
+        self._lists.pop(action_id, None)
+        deferred.errback(TimeoutError(f"no answer to AMI action {action_id} in time"))
 
     def _collector_done(self, result: object) -> object:
         self._collectors -= 1
