@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import attrs
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 
 from callnowd.ami.client import (
     AmiActionError,
@@ -138,9 +139,17 @@ class AmiPbx:
                 "UserEvent CallNow not sent, AMI is down: {fields}", fields=dict(fields)
             )
             return
-        run_in_background(
-            self.log, "UserEvent CallNow", self._client.user_event("CallNow", fields)
-        )
+        # Sent without waiting for the answer (nobody needs it); a failure is
+        # still logged, at error level.
+        try:
+            answer = self._client.post_user_event("CallNow", fields)
+        except Exception:
+            self.log.failure("UserEvent CallNow failed", level=LogLevel.error)
+            return
+        answer.addErrback(self._user_event_failed)
+
+    def _user_event_failed(self, failure: Failure) -> None:
+        self.log.failure("UserEvent CallNow failed", failure, level=LogLevel.error)
 
 
 class GraceQueue:
@@ -198,7 +207,10 @@ def watch_calls(
             run_in_background(log, "visitor answered", flow.visitor_answered(uniqueid))
 
     def gone(uniqueid: str) -> None:
-        run_in_background(log, "channel gone", flow.channel_gone(uniqueid))
+        # Most owner channels belong to requests the flow already ended: those
+        # are answered here, without starting a coroutine.
+        if flow.may_settle(uniqueid):
+            run_in_background(log, "channel gone", flow.channel_gone(uniqueid))
 
     graces = GraceQueue(clock, grace, gone)
 

@@ -255,16 +255,26 @@ class CallFlow:
             return
         await self._move_if_open(request_id, S.CONNECTED, None, from_=S.CALLING_VISITOR)
 
-    async def channel_gone(self, channel_id: str) -> None:
-        """The owner channel hung up; settle the request if nobody else will."""
+    def may_settle(self, channel_id: str) -> bool:
+        """Whether :meth:`channel_gone` may have anything to do for ``channel_id``.
+
+        False for channels not of this daemon, requests another path is settling
+        now, and requests this flow saw end (final: nothing to settle).
+        """
         request_id = self._request_id(channel_id)
-        if (
+        return not (
             request_id is None
             or request_id in self._agi_active
             or request_id in self._awaiting_originate
-            or request_id in self._finished  # ended here: final, nothing to settle
-        ):
+            or request_id in self._finished
+        )
+
+    async def channel_gone(self, channel_id: str) -> None:
+        """The owner channel hung up; settle the request if nobody else will."""
+        if not self.may_settle(channel_id):
             return
+        request_id = self._request_id(channel_id)
+        assert request_id is not None  # noqa: S101 (may_settle checked it)
         request = await self._store.get_request(request_id)
         if request is None or request.state not in IN_FLIGHT:
             return

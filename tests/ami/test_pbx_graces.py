@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from callnowd.ami.codec import Message
-from callnowd.ami.pbx import GraceQueue, watch_calls
+from callnowd.ami.client import AmiActionError
+from callnowd.ami.codec import AmiEncodingError, Message
+from callnowd.ami.pbx import AmiPbx, GraceQueue, OwnerDialplan, watch_calls
 
 
 class GraceQueueTests(SynchronousTestCase):
@@ -73,6 +76,10 @@ class _Flow:
 
     def __init__(self) -> None:
         self.gone: list[str] = []
+        self.settled: set[str] = set()
+
+    def may_settle(self, channel_id: str) -> bool:
+        return channel_id not in self.settled
 
     async def channel_gone(self, channel_id: str) -> None:
         self.gone.append(channel_id)
@@ -93,3 +100,77 @@ class WatchHangupTests(SynchronousTestCase):
         self.assertEqual(len(graces), 1)
         clock.advance(0.1)
         self.assertEqual(flow.gone, ["callnow-x-0123"])
+
+    def test_hangup_of_ended_request_skips_flow(self) -> None:
+        """A Hangup whose request the flow has ended needs no channel_gone."""
+        clock, client, flow = Clock(), _Client(), _Flow()
+        watch_calls(cast(Any, client), cast(Any, flow), clock, grace=2.0)
+        flow.settled.add("callnow-x-done")
+        hangup = client.handlers["Hangup"]
+        hangup(Message.of(("Event", "Hangup"), ("Uniqueid", "callnow-x-done")))
+        hangup(Message.of(("Event", "Hangup"), ("Uniqueid", "callnow-x-open")))
+        clock.advance(2.0)
+        self.assertEqual(flow.gone, ["callnow-x-open"])
+
+
+class _NotifyClient:
+    def __init__(self, connected: bool = True) -> None:
+        self.connected = connected
+        self.sent: list[tuple[str, list[tuple[str, str]]]] = []
+        self.answers: list[Deferred[Message]] = []
+
+    def post_user_event(
+        self, name: str, headers: Sequence[tuple[str, str]]
+    ) -> Deferred[Message]:
+        if any("\n" in v for _, v in headers):
+            raise AmiEncodingError("CR/LF in a value")
+        self.sent.append((name, list(headers)))
+        answer: Deferred[Message] = Deferred()
+        self.answers.append(answer)
+        return answer
+
+
+class NotifyTests(SynchronousTestCase):
+    """UserEvents are sent without waiting; failures are logged, never raised."""
+
+    def pbx(self, client: _NotifyClient) -> AmiPbx:
+        return AmiPbx(cast(Any, client), OwnerDialplan(agi_url="agi://x"))
+
+    def test_sent_in_order_without_waiting(self) -> None:
+        """Each notify sends its UserEvent at once, in call order."""
+        client = _NotifyClient()
+        pbx = self.pbx(client)
+        pbx.notify([("State", "ringing_owner")])
+        pbx.notify([("State", "owner_no_answer")])
+        self.assertEqual(
+            client.sent,
+            [
+                ("CallNow", [("State", "ringing_owner")]),
+                ("CallNow", [("State", "owner_no_answer")]),
+            ],
+        )
+        client.answers[0].callback(Message.of(("Response", "Success")))
+
+    def test_failures_are_logged(self) -> None:
+        """An Error answer or a refused header is logged at error level."""
+        client = _NotifyClient()
+        pbx = self.pbx(client)
+        events: list[dict[str, Any]] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        pbx.notify([("State", "failed")])
+        client.answers[0].errback(
+            AmiActionError(Message.of(("Response", "Error"), ("Message", "no")))
+        )
+        pbx.notify([("Reason", "bad\nvalue")])
+        failures = [e for e in events if "log_failure" in e]
+        self.assertEqual(len(failures), 2)
+        self.assertTrue(all(e["log_level"] is LogLevel.error for e in failures))
+        self.flushLoggedErrors(AmiActionError, AmiEncodingError)
+
+    def test_not_sent_while_down(self) -> None:
+        """Without a session nothing is sent; a warning says what was lost."""
+        client = _NotifyClient(connected=False)
+        self.pbx(client).notify([("State", "failed")])
+        self.assertEqual(client.sent, [])
