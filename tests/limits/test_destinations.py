@@ -378,3 +378,75 @@ class DestinationPropertyTests(SynchronousTestCase):
         info = destinations._cached_screen.cache_info()
         self.assertEqual(info.maxsize, destinations.VERDICT_CACHE_SIZE)
         self.assertLessEqual(info.currsize, destinations.VERDICT_CACHE_SIZE)
+
+
+def _example_numbers() -> list[phonenumbers.PhoneNumber]:
+    """Examples of every type of every region and code, and their neighbours."""
+    examples = []
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for number_type in TYPE_BY_NAME.values():
+            example = phonenumbers.example_number_for_type(region, number_type)
+            if example is not None:
+                examples.append(example)
+    for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
+        example = phonenumbers.example_number_for_non_geo_entity(code)
+        if example is not None:
+            examples.append(example)
+    numbers = []
+    for example in examples:
+        national = example.national_number or 0
+        for other in (national, national + 7, national // 10, national * 10 + 3):
+            numbers.append(
+                phonenumbers.PhoneNumber(
+                    country_code=example.country_code,
+                    national_number=other,
+                    italian_leading_zero=example.italian_leading_zero,
+                )
+            )
+    return numbers
+
+
+def _public_answers(number: phonenumbers.PhoneNumber) -> tuple[str | None, int, bool]:
+    return (
+        phonenumbers.region_code_for_number(number),
+        phonenumbers.number_type(number),
+        phonenumbers.is_valid_number(number),
+    )
+
+
+class ClassifyTests(SynchronousTestCase):
+    def test_same_as_phonenumbers_for_every_region_and_type(self) -> None:
+        """Region, type and validity are phonenumbers' own for every kind of number."""
+        numbers = _example_numbers()
+        self.assertGreater(len(numbers), 2000)
+        valid = 0
+        for number in numbers:
+            answers = destinations._classify(number)
+            self.assertEqual(answers, _public_answers(number), number)
+            valid += answers[2]
+        self.assertGreater(valid, 1000)  # the examples themselves
+
+    @given(
+        st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+        st.integers(0, 10**12),
+    )
+    def test_same_as_phonenumbers_for_any_digits(
+        self, country_code: int, national: int
+    ) -> None:
+        """Any national number under any calling code gets phonenumbers' answers."""
+        number = phonenumbers.PhoneNumber(
+            country_code=country_code, national_number=national
+        )
+        self.assertEqual(destinations._classify(number), _public_answers(number))
+
+    def test_shared_calling_code_regions(self) -> None:
+        """+1 numbers get their own region (and type) among the NANP regions."""
+        for text, region in [
+            ("+1 212 555 0123", "US"),
+            ("+1 416 555 0123", "CA"),
+            ("+1 876 555 0123", "JM"),
+            ("+1 809 555 0123", "DO"),
+        ]:
+            number = phonenumbers.parse(text)
+            self.assertEqual(destinations._classify(number)[0], region)
+            self.assertEqual(destinations._classify(number), _public_answers(number))
