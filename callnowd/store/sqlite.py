@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from twisted.enterprise.adbapi import ConnectionPool
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore
 
 from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
@@ -95,7 +95,8 @@ class SqliteStore(SqliteRules):
         self._writer = writer
         self._cache = ConfigCache(path)
         self._closed = False
-        self._in_flight: set[Deferred[None]] = set()
+        self._in_flight = 0  # queries started and not yet finished
+        self._drained: list[Deferred[None]] = []  # waiting for _in_flight == 0
 
     @classmethod
     def open(cls, reactor: IReactorCore, path: Path) -> SqliteStore:
@@ -143,8 +144,7 @@ class SqliteStore(SqliteRules):
         """
         if self._closed:
             raise StoreError(f"{self._path}: the store is closed")
-        done: Deferred[None] = Deferred()
-        self._in_flight.add(done)
+        self._in_flight += 1
         try:
             if write:
                 result = self._writer.submit(work)
@@ -156,8 +156,11 @@ class SqliteStore(SqliteRules):
             # handle one error type for "the store is not usable right now".
             raise StoreError(f"{self._path}: {e}") from e
         finally:
-            self._in_flight.discard(done)
-            done.callback(None)
+            self._in_flight -= 1
+            if not self._in_flight and self._drained:
+                drained, self._drained = self._drained, []
+                for waiter in drained:
+                    waiter.callback(None)
 
     async def add_extension(self, extension: Extension) -> None:
         """See :meth:`callnowd.store.interface.Store.add_extension`."""
@@ -424,7 +427,9 @@ class SqliteStore(SqliteRules):
             return
         self._closed = True
         if self._in_flight:
-            await DeferredList(list(self._in_flight))
+            drained: Deferred[None] = Deferred()
+            self._drained.append(drained)
+            await drained
         # The threads are idle now, so joining them does not stall the reactor.
         self._writer.stop()
         self._pool.close()

@@ -42,6 +42,7 @@ class ConfigCache:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._connection: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None  # kept: one per read costs
         self._version: int | None = None
         self.by_number: dict[str, Extension] = {}
         self.by_callnow_id: dict[str, Extension] = {}
@@ -53,9 +54,12 @@ class ConfigCache:
         Call this before every use of the copies (it is what makes them safe).
         """
         try:
-            if self._connection is None:
-                self._connection = _connect(self._path)
-            row = self._connection.execute(READ_VERSION).fetchone()
+            cursor = self._cursor
+            if cursor is None:
+                if self._connection is None:
+                    self._connection = _connect(self._path)
+                cursor = self._cursor = self._connection.cursor()
+            row = cursor.execute(READ_VERSION).fetchone()
         except sqlite3.Error:
             self._drop()
             return None
@@ -89,6 +93,9 @@ class ConfigCache:
     def close(self) -> None:
         """Close the cache's connection; later lookups read the counter anew."""
         self._drop()
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
