@@ -6,8 +6,10 @@ several actions per call request, all with the same timeout and nearly all
 answered within milliseconds; :class:`DeadlineQueue` keeps their deadlines in the
 order they were set (the delay is the same, so that is the order they fall due)
 and one timer, set for the oldest Deferred still waiting, expires the late ones.
-Answered Deferreds are dropped from the front when the timer fires, so in
-steady state the timer is rescheduled about once per delay, not once per action.
+Answered Deferreds are dropped from the front as new ones are added and when
+the timer fires, so in steady state the timer is rescheduled about once per
+delay, not once per action, and the queue stays about as long as what is in
+flight.
 """
 
 from __future__ import annotations
@@ -45,7 +47,12 @@ class DeadlineQueue:
 
     def add(self, deferred: Deferred[Any], key: str) -> None:
         """Expire ``deferred`` (under ``key``) unless it is called within the delay."""
-        self._due.append((self._clock.seconds() + self._delay, deferred, key))
+        due = self._due
+        # Answered ones leave from the front as new ones come, so the queue holds
+        # about what is in flight and the timer never sweeps a long backlog.
+        while due and due[0][1].called:
+            due.popleft()
+        due.append((self._clock.seconds() + self._delay, deferred, key))
         if self._timer is None and not self._firing:
             self._timer = self._clock.callLater(self._delay, self._fire)
 

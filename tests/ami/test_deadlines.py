@@ -55,6 +55,16 @@ class DeadlineQueueTests(SynchronousTestCase):
         self.assertEqual(len(queue), 0)
         self.assertEqual(r.clock.getDelayedCalls(), [])
 
+    def test_answered_leave_as_new_come(self) -> None:
+        """Answered entries at the front are dropped by the next add."""
+        r = Recorder()
+        queue = DeadlineQueue(r.clock, 10.0, r.expire)
+        for i in range(1000):
+            d: Deferred[None] = Deferred()
+            queue.add(d, str(i))
+            d.callback(None)
+        self.assertEqual(len(queue), 1)
+
     def test_late_one_behind_answered_ones(self) -> None:
         """A waiting Deferred behind answered ones expires at its own deadline."""
         r = Recorder()
