@@ -68,6 +68,7 @@ MESSAGE_EMERGENCY = (
 # phonenumbers would read as vanity digits or an extension) is refused unread.
 _INPUT_RE = re.compile(r"[0-9+()./ -]{1,64}")
 _E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
+_NOT_DIGIT_RE = re.compile(r"[^0-9]+")
 # Longest digit string treated as a short number; phonenumbers' emergency numbers
 # have 2 to 6 digits.
 _SHORT_MAX_DIGITS = 6
@@ -150,7 +151,7 @@ def _screen(
     text = raw_or_e164.strip(" ")
     if not _INPUT_RE.fullmatch(text):
         return _refuse(REASON_INVALID)
-    digits = "".join(c for c in text if c.isdigit())
+    digits = _NOT_DIGIT_RE.sub("", text)  # _INPUT_RE allows ASCII digits only
     international = text.startswith("+")
     try:
         number = phonenumbers.parse(text, None if international else policy.home_region)

@@ -76,30 +76,28 @@ class Rate:
     Attributes:
         limit: the burst capacity in permits (>= 1).
         period: seconds for a fully drained bucket to refill (> 0).
+        emission_us: microseconds between two permits at the sustained rate,
+            rounded up. Rounding up keeps every computation in whole
+            microseconds (exact in both Python and Lua) and can only make the
+            limit stricter, by < 1 us a permit.
+        tolerance_us: how far ahead of ``now`` the TAT may run: the burst, in
+            microseconds.
     """
 
     limit: int
     period: float
+    # Derived from limit and period when the rate is made (read per check).
+    emission_us: int = attrs.field(init=False, eq=False, repr=False)
+    tolerance_us: int = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.limit < 1:
             raise ValueError(f"limit must be at least 1, not {self.limit}")
         if not self.period > 0:
             raise ValueError(f"period must be greater than 0, not {self.period}")
-
-    @property
-    def emission_us(self) -> int:
-        """Microseconds between two permits at the sustained rate, rounded up.
-
-        Rounding up keeps every computation in whole microseconds (exact in both
-        Python and Lua) and can only make the limit stricter, by < 1 us a permit.
-        """
-        return math.ceil(self.period * US_PER_S / self.limit)
-
-    @property
-    def tolerance_us(self) -> int:
-        """How far ahead of ``now`` the TAT may run: the burst, in microseconds."""
-        return self.emission_us * self.limit
+        emission_us = math.ceil(self.period * US_PER_S / self.limit)
+        object.__setattr__(self, "emission_us", emission_us)
+        object.__setattr__(self, "tolerance_us", emission_us * self.limit)
 
 
 @attrs.frozen
