@@ -22,6 +22,8 @@ from typing import Any, TypeVar, cast
 from twisted.enterprise.adbapi import ConnectionPool
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
 from callnowd.rules.callers import CallerRule
@@ -43,6 +45,7 @@ from callnowd.store.sqlite_writer import SqliteWriter
 __all__ = ["SqliteStore", "StoreError"]
 
 _T = TypeVar("_T")
+_log = Logger()
 _Work = Callable[[sqlite3.Cursor], _T]
 
 
@@ -52,6 +55,27 @@ def _setup_connection(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA synchronous=NORMAL")
+
+
+#: Writes between two WAL checkpoints (each write touches a few pages; SQLite's
+#: own automatic checkpoint comes every 1000 pages).
+CHECKPOINT_EVERY = 300
+
+
+def _setup_writer(connection: sqlite3.Connection) -> None:
+    """The writer's connection: as the others, but it never checkpoints itself.
+
+    A checkpoint copies the WAL into the database and syncs it (milliseconds);
+    done by the committing connection, every write queued behind that commit
+    would wait for it. The store runs them in the read pool instead.
+    """
+    _setup_connection(connection)
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def _checkpoint(cursor: sqlite3.Cursor) -> None:
+    # PASSIVE: copies what it can without waiting for readers or the writer.
+    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _read_in_thread(connection: Any, work: _Work[_T]) -> _T:
@@ -97,6 +121,8 @@ class SqliteStore(SqliteRules):
         self._closed = False
         self._in_flight = 0  # queries started and not yet finished
         self._drained: list[Deferred[None]] = []  # waiting for _in_flight == 0
+        self._checkpointed_at = 0  # the writer's job count at the last checkpoint
+        self._checkpointing = False
 
     @classmethod
     def open(cls, reactor: IReactorCore, path: Path) -> SqliteStore:
@@ -129,7 +155,7 @@ class SqliteStore(SqliteRules):
             cp_openfun=_setup_connection,
             cp_reactor=reactor,
         )
-        writer = SqliteWriter(reactor, path, _setup_connection, BUSY_TIMEOUT_MS / 1000)
+        writer = SqliteWriter(reactor, path, _setup_writer, BUSY_TIMEOUT_MS / 1000)
         return cls(pool, path, writer)
 
     @property
@@ -156,11 +182,31 @@ class SqliteStore(SqliteRules):
             # handle one error type for "the store is not usable right now".
             raise StoreError(f"{self._path}: {e}") from e
         finally:
+            if (
+                write
+                and not self._checkpointing
+                and self._writer.jobs - self._checkpointed_at >= CHECKPOINT_EVERY
+            ):
+                self._start_checkpoint()
             self._in_flight -= 1
             if not self._in_flight and self._drained:
                 drained, self._drained = self._drained, []
                 for waiter in drained:
                     waiter.callback(None)
+
+    def _start_checkpoint(self) -> None:
+        """Checkpoint the WAL in the read pool, in the background (one at a time)."""
+        if self._closed:
+            return
+        self._checkpointing = True
+        self._checkpointed_at = self._writer.jobs
+
+        def done(result: object) -> None:
+            self._checkpointing = False
+            if isinstance(result, Failure):
+                _log.failure("WAL checkpoint of {path} failed", result, path=self._path)
+
+        Deferred.fromCoroutine(self._run(_checkpoint)).addBoth(done)
 
     async def add_extension(self, extension: Extension) -> None:
         """See :meth:`callnowd.store.interface.Store.add_extension`."""

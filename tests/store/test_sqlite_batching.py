@@ -23,6 +23,7 @@ from twisted.trial.unittest import TestCase
 
 from callnowd.models import RequestEvent, RequestState
 from callnowd.rules.callers import Action, RuleSpec
+from callnowd.store import sqlite
 from callnowd.store.errors import StoreError
 from callnowd.store.sqlite import SqliteStore
 from callnowd.store.sqlite_migrate import apply_migrations
@@ -153,6 +154,26 @@ class GroupCommitTests(_Files):
         self.assertEqual([ok for ok, _ in outcomes], [False, False, False])
         self.assertIsInstance(outcomes[0][1], TransactionLost)
         self.assertEqual(self.sql("SELECT count(*) FROM config_version"), [(1,)])
+
+
+class CheckpointTests(_Files):
+    """The WAL is checkpointed in the read pool, never by the committing writer."""
+
+    async def test_checkpoints_run_in_the_pool_every_so_many_writes(self) -> None:
+        """The writer never checkpoints; the store does, in the pool, every N writes."""
+        store = self.open_store()
+        await store.add_extension(make_extension())
+        reads = self.count_pool_reads(store)
+        for n in range(sqlite.CHECKPOINT_EVERY + 1):
+            request = make_request(f"c{n:04}", token=f"c{n}")
+            await store.create_request(request, first_event(request))
+        checkpoints = [c for c in reads if cast(Any, c)[1] is sqlite._checkpoint]
+        self.assertEqual(len(checkpoints), 1)
+        await store.close()  # waits for the checkpoint too
+        writer = sqlite3.connect(":memory:")
+        self.addCleanup(writer.close)
+        sqlite._setup_writer(writer)
+        self.assertEqual(writer.execute("PRAGMA wal_autocheckpoint").fetchone(), (0,))
 
 
 class ConfigCopyTests(_Files):
