@@ -142,7 +142,7 @@ def gcra(tat_us: int | None, now_us: int, rate: Rate, cost: int = 1) -> GcraResu
     return GcraResult(True, new_tat, 0)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key is looked up in several dicts per request
 class LimitKey:
     """An opaque key: a kind and an HMAC digest, never the raw value.
 

@@ -1,11 +1,14 @@
 """The Redis :class:`RateLimitStore`; the only module of callnowd importing txredisapi.
 
 One Lua script (:mod:`callnowd.limits.redis_script`) evaluates a whole plan
-atomically. txredisapi's ``eval()`` keeps the script's SHA-1 per connection and
-sends ``EVALSHA``, falling back to ``EVAL`` when Redis answers ``NOSCRIPT`` (after
-``SCRIPT FLUSH``, a restart or a fail-over), so the script text crosses the wire
-once per connection. Replies are parsed by hiredis when it is installed (about
-3x cheaper than the pure-Python parser).
+atomically. The store sends ``EVAL`` with the script once, then ``EVALSHA``,
+falling back to ``EVAL`` when Redis answers ``NOSCRIPT`` (after ``SCRIPT
+FLUSH``, a restart or a fail-over), so the script text crosses the wire once
+per load. The command is put together from RESP pieces kept per key (a flood
+and a busy site repeat their keys) and handed to txredisapi already encoded.
+Replies are parsed by hiredis (txredisapi's ``RedisProtocol`` is its hiredis
+protocol when hiredis is installed, a dependency; about 3x cheaper than the
+pure-Python parser).
 
 Every command carries its own timeout (``Deferred.addTimeout`` on the injected
 clock): with ``reconnect=True`` txredisapi queues commands forever while Redis is
@@ -17,6 +20,7 @@ down. A timeout, a lost or refused connection or an error reply becomes
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any
 
 import txredisapi
@@ -52,8 +56,25 @@ from callnowd.limits.settings import RedisAddress
 log = Logger()
 # Key names kept per identity and per check state; emptied when over this many.
 _KEPT_KEYS = 4096
-# Bytes once: txredisapi's eval() would encode the text on every call.
 GCRA_SCRIPT_BYTES = GCRA_SCRIPT.encode()
+# Redis names scripts by SHA-1; not a security use.
+GCRA_SCRIPT_SHA1 = (
+    hashlib.sha1(GCRA_SCRIPT_BYTES, usedforsecurity=False).hexdigest().encode()
+)
+
+
+def _bulk(data: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+# The command name and its first argument, as RESP pieces.
+_EVALSHA = _bulk(b"EVALSHA") + _bulk(GCRA_SCRIPT_SHA1)
+_EVAL = _bulk(b"EVAL") + _bulk(GCRA_SCRIPT_BYTES)
+
+
+class Encoded(bytes):
+    """A whole RESP command, already encoded: sent as it is."""
 
 
 class _RedisProtocol(txredisapi.RedisProtocol):  # type: ignore[misc]
@@ -63,10 +84,16 @@ class _RedisProtocol(txredisapi.RedisProtocol):  # type: ignore[misc]
     converter, twice per argument: for one evaluation (26 arguments) that was
     about a fifth of the daemon's CPU per rate-limit check. This writes the same
     RESP bytes for bytes arguments directly and leaves every other argument to
-    txredisapi's converter.
+    txredisapi's converter; an :class:`Encoded` command is written as it is.
     """
 
+    def send_encoded(self, command: Encoded) -> Deferred[Any]:
+        """Send an already encoded command; the Deferred fires with its reply."""
+        return self.execute_command(command)  # type: ignore[no-any-return]
+
     def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
+        if len(args) == 1 and type(args[0]) is Encoded:
+            return args[0]
         out = [b"*%d\r\n" % len(args)]
         for arg in args:
             data = arg if type(arg) is bytes else self._encode_value(arg)
@@ -151,7 +178,8 @@ class RedisRateLimitStore:
         self._prefix = prefix
         self._server_time = server_time
         # Encoded key names and argument pieces, kept: a flood repeats them.
-        self._identities: dict[LimitKey, tuple[bytes, bytes, bytes]] = {}
+        self._identities: dict[tuple[LimitKey, bool], tuple[bytes, str]] = {}
+        self._script_loaded = False  # EVAL succeeded: EVALSHA may be tried
         self._states: dict[tuple[Reason, str], bytes] = {}
         self._escalations: dict[Escalation, str] = {}
 
@@ -174,56 +202,93 @@ class RedisRateLimitStore:
     async def evaluate(self, plan: Plan, now: float) -> Outcome:
         """See :meth:`RateLimitStore.evaluate`."""
         idents = plan.identities()
-        index = {key: i for i, key in enumerate(idents, 1)}
+        arguments, body = self.encode(plan, idents, now)
+        reply = await self._run_script(b"*%d\r\n" % (arguments + 2), body)
+        return _outcome(plan, idents, [int(x) for x in reply])
+
+    def encode(
+        self, plan: Plan, idents: list[LimitKey], now: float
+    ) -> tuple[int, bytes]:
+        """The script's arguments after the script itself: how many, and RESP.
+
+        They are the number of keys, the keys (see redis_script) and one packed
+        argument.
+        """
         esc = plan.escalation
-        keys: list[bytes] = []
+        pieces: list[bytes] = []
         parts = [
             "-1" if self._server_time else str(to_us(now)),
             str(len(idents)),
             str(len(plan.checks)),
             self._escalation_part(esc),
         ]
-        for key in idents:
-            keys += self._identity_keys(key)
+        index: dict[LimitKey, int] = {}
+        for i, key in enumerate(idents, 1):
+            index[key] = i
             escalates = esc is not None and key.kind in esc.kinds
-            parts.append(f"{int(escalates)}\t{key.kind.value}\t{key.digest}")
+            keys, part = self._identity(key, escalates)
+            pieces.append(keys)
+            parts.append(part)
         for c in plan.checks:
-            keys.append(self._state_key(c))
+            pieces.append(self._state_key(c))
             i = index[c.key]
             if isinstance(c, BucketCheck):
-                parts.append(f"b\t{i}\t{_rate_part(c.rate)}\t\t{c.reason.value}")
+                parts.append(_bucket_part(i, c.rate, c.reason))
             else:
                 parts.append(
                     f"d\t{i}\t{c.limit}\t{c.window_us}\t{c.member}\t{c.reason.value}"
                 )
-        # Every argument followed by a tab (see redis_script); bytes, which
-        # txredisapi sends as they are.
+        # Every argument followed by a tab (see redis_script).
         packed = ("\t".join(parts) + "\t").encode()
-        reply = await self._call(
-            "evaluate", self._redis.eval(GCRA_SCRIPT_BYTES, keys, [packed])
-        )
-        return _outcome(plan, idents, [int(x) for x in reply])
+        key_count = 3 * len(idents) + len(plan.checks)
+        pieces.append(_bulk(packed))
+        return key_count + 2, _bulk(b"%d" % key_count) + b"".join(pieces)
 
-    def _identity_keys(self, key: LimitKey) -> tuple[bytes, bytes, bytes]:
-        """The block, strikes and denials keys of one identity (kept, bounded)."""
-        found = self._identities.get(key)
+    async def _run_script(self, head: bytes, body: bytes) -> Any:
+        """EVALSHA once the script is loaded, else (or after NOSCRIPT) EVAL."""
+        if self._script_loaded:
+            command = Encoded(head + _EVALSHA + body)
+            try:
+                return await self._call("evaluate", self._redis.send_encoded(command))
+            except StoreUnavailable as e:
+                cause = e.__cause__
+                if not (
+                    isinstance(cause, txredisapi.ResponseError)
+                    and str(cause).startswith("NOSCRIPT")
+                ):
+                    raise
+                self._script_loaded = False  # flushed, restarted or failed over
+        command = Encoded(head + _EVAL + body)
+        reply = await self._call("evaluate", self._redis.send_encoded(command))
+        self._script_loaded = True
+        return reply
+
+    def _identity(self, key: LimitKey, escalates: bool) -> tuple[bytes, str]:
+        """An identity's block, strikes and denials keys (RESP) and argument piece.
+
+        Kept per key and escalation flag (bounded).
+        """
+        name = (key, escalates)
+        found = self._identities.get(name)
         if found is None:
             k, d = key.kind.value, key.digest
             found = (
-                self._key("block", k, d).encode(),
-                self._key("strikes", k, d).encode(),
-                self._key("denials", k, d).encode(),
+                _bulk(self._key("block", k, d).encode())
+                + _bulk(self._key("strikes", k, d).encode())
+                + _bulk(self._key("denials", k, d).encode()),
+                f"{int(escalates)}\t{k}\t{d}",
             )
             if len(self._identities) >= _KEPT_KEYS:
                 self._identities.clear()
-            self._identities[key] = found
+            self._identities[name] = found
         return found
 
     def _state_key(self, check: Check) -> bytes:
+        """A check's state key (RESP), kept (bounded)."""
         name = (check.reason, check.key.digest)
         found = self._states.get(name)
         if found is None:
-            found = self._key(state_name(check)).encode()
+            found = _bulk(self._key(state_name(check)).encode())
             if len(self._states) >= _KEPT_KEYS:
                 self._states.clear()
             self._states[name] = found
@@ -287,10 +352,10 @@ class RedisRateLimitStore:
         await self._redis.disconnect()
 
 
-@functools.lru_cache(maxsize=64)
-def _rate_part(rate: Rate) -> str:
-    """A bucket's emission and tolerance, as the script reads them."""
-    return f"{rate.emission_us}\t{rate.tolerance_us}"
+@functools.lru_cache(maxsize=256)
+def _bucket_part(index: int, rate: Rate, reason: Reason) -> str:
+    """A bucket check's argument piece: identity index, emission, tolerance, reason."""
+    return f"b\t{index}\t{rate.emission_us}\t{rate.tolerance_us}\t\t{reason.value}"
 
 
 def _outcome(plan: Plan, idents: list[LimitKey], reply: list[int]) -> Outcome:

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import hiredis
 import txredisapi
 from twisted.internet import reactor
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from callnowd.limits.ratelimit import Plan, Reason
-from callnowd.limits.redis import RedisRateLimitStore, _RedisProtocol, connect_redis
+from callnowd.limits.ratelimit import (
+    DistinctCheck,
+    KeyKind,
+    LimitKey,
+    Plan,
+    Reason,
+    to_us,
+)
+from callnowd.limits.redis import (
+    _EVALSHA,
+    Encoded,
+    RedisRateLimitStore,
+    _RedisProtocol,
+    connect_redis,
+)
+from callnowd.limits.redis_script import GCRA_SCRIPT
 from callnowd.limits.settings import RedisAddress, parse_redis_url
-from tests.limits.contract import T0, RateLimitStoreContract, bucket
+from tests.limits.contract import (
+    ESCALATION,
+    T0,
+    RateLimitStoreContract,
+    bucket,
+)
 from tests.redis_server import SKIP_REASON, RedisServer
 
 
@@ -117,3 +139,70 @@ class CommandEncodingTests(SynchronousTestCase):
         theirs = txredisapi.BaseRedisProtocol()._build_command(*args)
         self.assertEqual(ours, theirs)
         self.assertTrue(ours.startswith(b"*9\r\n$7\r\nEVALSHA\r\n"))
+
+
+class EncodedCommandTests(SynchronousTestCase):
+    def plan(self) -> Plan:
+        ip = LimitKey(KeyKind.IP, "a1")
+        dest = LimitKey(KeyKind.DESTINATION, "b2")
+        return Plan(
+            (
+                bucket(ip),
+                DistinctCheck(Reason.IP_DESTINATIONS, ip, "b2", 3, 3600.0),
+                bucket(dest, limit=2, period=60.0),
+            ),
+            ESCALATION,
+        )
+
+    def test_evaluation_is_one_resp_command(self) -> None:
+        """The kept pieces make txredisapi's bytes for EVALSHA sha nkeys keys argv."""
+        store = RedisRateLimitStore(None, Clock(), prefix="p", server_time=False)
+        plan = self.plan()
+        for _ in range(2):  # built, then from the kept pieces
+            count, body = store.encode(plan, plan.identities(), T0)
+            command = b"*%d\r\n" % (count + 2) + _EVALSHA + body
+            reader = hiredis.Reader()
+            reader.feed(command)
+            args = reader.gets()
+            self.assertEqual(reader.gets(), False)  # nothing left over
+            self.assertEqual(
+                args[:3],
+                [
+                    b"EVALSHA",
+                    hashlib.sha1(GCRA_SCRIPT.encode(), usedforsecurity=False)
+                    .hexdigest()
+                    .encode(),
+                    b"9",
+                ],
+            )
+            self.assertEqual(
+                args[3:12],
+                [
+                    b"p:block:ip:a1",
+                    b"p:strikes:ip:a1",
+                    b"p:denials:ip:a1",
+                    b"p:block:destination:b2",
+                    b"p:strikes:destination:b2",
+                    b"p:denials:destination:b2",
+                    b"p:ip:a1",
+                    b"p:ip_destinations:a1",
+                    b"p:destination_short:b2",
+                ],
+            )
+            fields = args[12].decode().split("\t")
+            self.assertEqual(fields[:3], [str(to_us(T0)), "2", "3"])
+            self.assertEqual(fields[-1], "")  # every argument ends with a tab
+            self.assertEqual(len(args), count + 2)
+            self.assertEqual(
+                txredisapi.BaseRedisProtocol()._build_command(*args), command
+            )
+
+    def test_encoded_commands_are_sent_as_they_are(self) -> None:
+        """An Encoded command is written unchanged."""
+        command = Encoded(b"*1\r\n$4\r\nPING\r\n")
+        self.assertIs(_RedisProtocol()._build_command(command), command)
+
+    def test_replies_are_parsed_by_hiredis(self) -> None:
+        """The protocol the store uses parses replies with hiredis."""
+        self.assertTrue(issubclass(_RedisProtocol, txredisapi.HiredisProtocol))
+        self.assertIsInstance(_RedisProtocol()._reader, hiredis.Reader)
