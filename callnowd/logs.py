@@ -30,6 +30,7 @@ from twisted.logger import (
     eventAsJSON,
 )
 from twisted.logger._json import objectSaveHook
+from twisted.python.failure import Failure
 
 # The keys, in order, of the event twisted.logger's LoggingFile emits for a line.
 _LINE_EVENT_KEYS = (
@@ -158,7 +159,9 @@ def _unencodable(value: object) -> object:
         return {**level}
     if isinstance(value, bytes):
         return value.decode("charmap")
-    return objectSaveHook(value)
+    if isinstance(value, Failure):
+        return objectSaveHook(value)
+    return _UNPERSISTABLE  # objectSaveHook's answer for anything else
 
 
 # What json.dumps(event, default=..., skipkeys=True) builds for every call.

@@ -15,6 +15,11 @@ from twisted.logger import (
     eventAsJSON,
     jsonFileLogObserver,
 )
+from twisted.python.constants import (  # type: ignore[import-untyped]
+    NamedConstant,
+    Names,
+)
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from callnowd.logs import event_as_json, json_file_observer
@@ -65,6 +70,12 @@ class EventAsJsonTests(SynchronousTestCase):
         self.assertTrue(mine.getvalue().startswith("\x1e{"))
 
 
+class _Colour(Names):  # type: ignore[misc]  # constantly is untyped
+    """Named constants that are not log levels."""
+
+    red = NamedConstant()
+
+
 _NAMES = st.sampled_from(["request_id", "state", "because", "x", "_y2", "log_io"])
 _VALUES = st.one_of(
     st.none(),
@@ -78,6 +89,9 @@ _VALUES = st.one_of(
     st.sampled_from(list(LogLevel.iterconstants())),
     st.just(Logger(namespace="elsewhere")),
     st.just(object()),
+    st.just(Failure(ValueError("boom"))),
+    st.just(LogLevel.lookupByName("warn")),
+    st.just(_Colour.red),
 )
 _FIELDS = st.tuples(
     _NAMES,

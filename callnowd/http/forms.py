@@ -75,6 +75,8 @@ def _parse(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def _unquote(raw: bytes) -> bytes:
+    if b"%" not in raw and b"+" not in raw:
+        return raw  # nothing to unquote (field names, most values)
     return unquote_to_bytes(raw.replace(b"+", b" "))
 
 
