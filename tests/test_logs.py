@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import cast
 
+from constantly import NamedConstant, Names  # type: ignore[import-untyped]
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.logger import (
@@ -14,10 +15,6 @@ from twisted.logger import (
     LogPublisher,
     eventAsJSON,
     jsonFileLogObserver,
-)
-from twisted.python.constants import (  # type: ignore[import-untyped]
-    NamedConstant,
-    Names,
 )
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
