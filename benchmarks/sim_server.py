@@ -12,6 +12,8 @@ so far to ``--record`` as ``<seconds> <number> <channel id>`` lines and then pri
 ``dumped <n> <count>``, ``n`` counting the dumps from 1, so a harness in another
 process can wait for it.
 
+Its AMI user is the shipped manager.conf [callnowd] user, event filters included.
+
 What the simulator keeps for tests (every byte received, every action and event) is
 not kept here: a run of several thousand calls would spend its time copying it.
 """
@@ -33,7 +35,7 @@ from callnowd.ami.codec import Message
 from callnowd.ami.sim_config import AmiUser, OwnerScript, SimulatorSettings
 from callnowd.ami.sim_dialplan import parse_callerid
 from callnowd.ami.simulator import AsteriskSimulator
-from callnowd.pbx_services import AMI_READ, AMI_WRITE
+from callnowd.pbx_services import AMI_EVENTFILTERS, AMI_READ, AMI_WRITE
 
 
 class _Discard(list[Message]):
@@ -106,7 +108,14 @@ def main(argv: list[str]) -> int:
     any_reactor: Any = reactor
     settings = SimulatorSettings(
         users=(
-            AmiUser(options.username, options.secret, read=AMI_READ, write=AMI_WRITE),
+            # The shipped manager.conf [callnowd] user: its eventfilter lines too.
+            AmiUser(
+                options.username,
+                options.secret,
+                read=AMI_READ,
+                write=AMI_WRITE,
+                eventfilters=AMI_EVENTFILTERS,
+            ),
         ),
         owners={},
         default_owner=OwnerScript.parse(options.owner),

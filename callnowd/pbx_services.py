@@ -53,6 +53,21 @@ RECONCILE_EVERY = 60.0
 # What callnowd's AMI user may do: see conf/asterisk/manager.conf.
 AMI_READ = frozenset({"call", "system", "user"})
 AMI_WRITE = frozenset({"originate", "call", "user", "reporting"})
+#: The ``eventfilter`` lines of the [callnowd] user of conf/asterisk/manager.conf
+#: (a test keeps the two equal): the built-in simulator delivers only these
+#: broadcast events, as Asterisk does with the shipped file.
+AMI_EVENTFILTERS: tuple[tuple[str, str], ...] = tuple(
+    (f"eventfilter(action(include),name({name}))", "")
+    for name in (
+        "OriginateResponse",
+        "DialEnd",
+        "Hangup",
+        "FullyBooted",
+        "CoreShowChannel",
+        "CoreShowChannelsComplete",
+        "ExtensionStatus",
+    )
+)
 
 
 def instance_id(config: Config) -> str:
@@ -216,6 +231,7 @@ def _simulator_settings(config: Config, secret: str) -> SimulatorSettings:
                 secret=secret,
                 read=AMI_READ,
                 write=AMI_WRITE,
+                eventfilters=AMI_EVENTFILTERS,
             ),
         ),
         owners=owners,

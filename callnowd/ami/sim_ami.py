@@ -5,8 +5,9 @@ simulator: the banner, plain and MD5 Login (a wrong secret answers after 1 s
 and closes), the pre-login restriction to Login/Challenge/Logoff, per-user
 write-class checks, the actions (Ping, Logoff, Events, ListCommands,
 Originate validation, CoreShowChannels, UserEvent, Hangup, ExtensionState,
-Getvar, Setvar) and per-session event filtering by the user's ``read`` classes
-and the Login ``Events:`` mask.  Parsing and encoding use
+Getvar, Setvar) and per-session event filtering by the user's ``read`` classes,
+the Login ``Events:`` mask and the user's ``eventfilter`` lines (broadcast
+events only: responses and list events are never filtered).  Parsing and encoding use
 :mod:`callnowd.ami.codec`.
 """
 
@@ -33,6 +34,7 @@ from callnowd.ami.codec import (
 from callnowd.ami.sim_actions import ActionHandlers
 from callnowd.ami.sim_channels import Headers
 from callnowd.ami.sim_config import AmiUser
+from callnowd.ami.sim_filters import EventFilters
 
 if TYPE_CHECKING:
     from callnowd.ami.simulator import AsteriskSimulator
@@ -54,6 +56,7 @@ class AmiServerProtocol(Protocol):
         self.read: frozenset[str] = frozenset()
         self.write: frozenset[str] = frozenset()
         self.mask: frozenset[str] = frozenset()
+        self.filters = EventFilters()
         self._challenge: str | None = None
         self._closing = False
         self.closed = False
@@ -136,6 +139,14 @@ class AmiServerProtocol(Protocol):
         """Whether an event of class ``klass`` reaches this session."""
         return self.authenticated and klass in self.read and klass in self.mask
 
+    def wants_event(self, klass: str, event: str, data: bytes) -> bool:
+        """Whether the broadcast ``event`` (class ``klass``, wire ``data``) is sent.
+
+        Asterisk's ``process_events``: read class and mask, then the user's
+        event filters (``should_send_event``).
+        """
+        return self.wants(klass) and self.filters.allows(event, data)
+
     def _handle(self, message: Message) -> None:
         action = (message.action or "").strip()
         if not action:
@@ -210,7 +221,9 @@ class AmiServerProtocol(Protocol):
         self.read = sim_perms.expand_classes(user.read)
         self.write = sim_perms.expand_classes(user.write)
         self.mask = sim_perms.parse_event_mask(message.get("Events"), self.read)
+        self.filters = user.eventfilters
         self.respond(message, "Success", "Authentication accepted")
+        # Written to the session (astman_append), so never subject to eventfilter.
         if self.wants("system"):
             uptime = str(int(self.simulator.uptime()))
             self.send(

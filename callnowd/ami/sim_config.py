@@ -16,6 +16,8 @@ from typing import Literal, get_args
 
 import attrs
 
+from callnowd.ami.sim_filters import EventFilters, to_filters
+
 OwnerKind = Literal["answer", "decline", "noanswer", "ring", "busy", "nonexistent"]
 VisitorKind = Literal["answer", "busy", "noanswer", "unavailable"]
 
@@ -195,12 +197,18 @@ class AmiUser:
         secret: the plain secret (also used for MD5 challenge logins).
         read: event classes this user may receive (``all`` means every class).
         write: action classes this user may run (``all`` means every class).
+        eventfilters: the user's ``eventfilter`` lines, given as ``(key, value)``
+            pairs such as ``("eventfilter(action(include),name(Hangup))", "")``
+            (or parsed filters); none means every event of the read classes.
+            An invalid line raises :class:`~callnowd.ami.sim_filters.EventFilterError`
+            naming its key.
     """
 
     username: str
     secret: str = attrs.field(repr=False)
     read: frozenset[str] = attrs.field(converter=_classes)
     write: frozenset[str] = attrs.field(converter=_classes)
+    eventfilters: EventFilters = attrs.field(factory=EventFilters, converter=to_filters)
 
 
 def _frozen_mapping(value: Mapping[str, object]) -> Mapping[str, object]:

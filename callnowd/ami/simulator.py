@@ -125,7 +125,7 @@ class AsteriskSimulator:
         return self._timers
 
     def emit(self, event: str, klass: str, headers: Headers) -> None:
-        """Broadcast an event to every session whose read classes and mask allow it."""
+        """Broadcast an event to every session whose read classes, mask and filters allow it."""
         full: Headers = [("Event", event), ("Privilege", f"{klass},all"), *headers]
         try:
             data = encode_message(full)
@@ -138,7 +138,9 @@ class AsteriskSimulator:
             return
         self.emitted_events.append(Message(tuple(full)))
         for session in list(self.sessions):
-            if session.wants(klass) and session.transport is not None:
+            if session.transport is not None and session.wants_event(
+                klass, event, data
+            ):
                 session.transport.write(data)
 
     def record_agi_command(self, words: list[str]) -> None:

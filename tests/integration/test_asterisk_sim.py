@@ -36,6 +36,7 @@ from callnowd.ami.sim_config import (
     VisitorScript,
 )
 from callnowd.ami.simulator import AsteriskSimulator
+from callnowd.pbx_services import AMI_EVENTFILTERS
 
 reactor: Any = _global_reactor
 _SETTLE = itertools.count(1)
@@ -430,3 +431,85 @@ class AmiClientAgainstSimulatorTests(TestCase):
         for channel, outcome in expected.items():
             result, _, _ = await self.run_call(channel)
             self.assertEqual(result.outcome, outcome, channel)
+
+
+FILTERED = AmiUser(
+    "filtered",
+    "f",
+    read=frozenset({"call", "system", "user", "cdr"}),
+    write=frozenset({"reporting", "user"}),
+    eventfilters=AMI_EVENTFILTERS,
+)
+UNFILTERED = attrs.evolve(FILTERED, username="unfiltered", eventfilters=())
+
+
+class EventFilterTests(TestCase):
+    """manager.conf eventfilter over loopback TCP: the shipped [callnowd] filters."""
+
+    async def login(self, harness: SimulatorHarness, user: AmiUser) -> AmiDriver:
+        driver = await harness.connect()
+        driver.send("Login", "in", ("Username", user.username), ("Secret", user.secret))
+        await driver.wait_for(lambda m: m.action_id == "in")
+        return driver
+
+    async def test_filtered_user_gets_only_the_shipped_events(self) -> None:
+        """Filtered: OriginateResponse/DialEnd/Hangup and list events, no noise."""
+        harness = SimulatorHarness(self)
+        driver = await harness.start(users=(USER, FILTERED, UNFILTERED))
+        filtered = await self.login(harness, FILTERED)
+        unfiltered = await self.login(harness, UNFILTERED)
+        for session in (filtered, unfiltered):
+            session.send("UserEvent", "u1", ("UserEvent", "CallNow"), ("Id", "7"))
+            await session.wait_for(lambda m: m.action_id == "u1")
+        driver.send(
+            "Originate",
+            "o1",
+            ("Channel", "Local/001002@phones"),
+            ("Context", "callnow-owner"),
+            ("Exten", "s"),
+            ("Priority", "1"),
+            ("Async", "true"),
+            ("Timeout", "1500"),
+            ("ChannelId", "cn-test-1"),
+            ("Variable", "CALLNOW_REQUEST=abc123"),
+        )
+        # The owner's channels live while it waits for its digit: list them.
+        await driver.wait_for(lambda m: m.event == "Newchannel")
+        filtered.send("CoreShowChannels", "c1")
+        await filtered.wait_for(lambda m: m.event == "CoreShowChannelsComplete")
+        await filtered.wait_for(
+            lambda m: m.event == "Hangup" and m["Channel"].endswith(";1")
+        )
+        await unfiltered.wait_for(
+            lambda m: m.event == "Hangup" and m["Channel"].endswith(";1")
+        )
+        await settle(filtered)
+        await settle(unfiltered)
+        got = {m.event for m in filtered.events()}
+        self.assertLessEqual(
+            {
+                "OriginateResponse",
+                "DialEnd",
+                "Hangup",
+                "FullyBooted",
+                "CoreShowChannel",
+                "CoreShowChannelsComplete",
+            },
+            got,
+        )
+        self.assertEqual(
+            got - {"OriginateResponse", "DialEnd", "Hangup", "FullyBooted"},
+            {"CoreShowChannel", "CoreShowChannelsComplete"},
+        )
+        everything = {m.event for m in unfiltered.events()}
+        self.assertLessEqual(
+            {"Newchannel", "Newstate", "Cdr", "UserEvent", "DialBegin", "BridgeEnter"},
+            everything,
+        )
+        self.assertLessEqual(
+            got - {"CoreShowChannel", "CoreShowChannelsComplete"}, everything
+        )
+        self.assertEqual(
+            [m.event for m in filtered.events("DialEnd", "Hangup")],
+            [m.event for m in unfiltered.events("DialEnd", "Hangup")],
+        )

@@ -31,7 +31,7 @@ from callnowd.ami.sim_config import (
     VisitorScript,
 )
 from callnowd.ami.simulator import AsteriskSimulator
-from callnowd.pbx_services import AMI_READ, AMI_WRITE
+from callnowd.pbx_services import AMI_EVENTFILTERS, AMI_READ, AMI_WRITE
 from tests.integration.daemon import Daemon
 from tests.integration.pbx_case import SimulatorCase
 
@@ -58,7 +58,16 @@ class CallsCase(SimulatorCase):
         self.simulator = AsteriskSimulator(
             reactor,
             SimulatorSettings(
-                users=(AmiUser("callnowd", SECRET, read=AMI_READ, write=AMI_WRITE),),
+                # The shipped manager.conf [callnowd] user, event filters included.
+                users=(
+                    AmiUser(
+                        "callnowd",
+                        SECRET,
+                        read=AMI_READ,
+                        write=AMI_WRITE,
+                        eventfilters=AMI_EVENTFILTERS,
+                    ),
+                ),
                 owners={**DEFAULT_OWNERS, **self.owners},
                 visitors=self.visitors,
                 default_visitor=VisitorScript(kind="answer", talk_seconds=1.0),
