@@ -6,7 +6,8 @@ owners ringing ``--ring-timeout`` s), loads the form ``POST`` with wrk for
 parsed during the run (from ``/proc``, every thread; the run's tail of owner calls
 ending is charged too, after the settle wait). With ``--py-spy FILE`` the daemon is
 sampled meanwhile (``py-spy record``, speedscope or flamegraph by the file's suffix;
-``--py-spy-format raw`` for collapsed stacks).
+``--py-spy-format raw`` for collapsed stacks). The simulator applies the shipped
+manager.conf eventfilter lines; ``--no-eventfilter`` sends the daemon every event.
 
 Run from the repository root, alone on the machine:
 ``.venv/bin/python benchmarks/calls_profile.py --duration 8 --py-spy /tmp/calls.txt
@@ -49,6 +50,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--py-spy", type=Path, default=None, help="profile file")
     parser.add_argument("--py-spy-format", default="raw")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples/s")
+    parser.add_argument(
+        "--no-eventfilter",
+        action="store_true",
+        help="the simulator sends every event (not the manager.conf filters)",
+    )
     options = parser.parse_args(argv)
     try:
         require_wrk()
@@ -62,7 +68,9 @@ def main(argv: list[str]) -> int:
 def run(workdir: Path, options: argparse.Namespace) -> int:
     """Start the stack, load it once (profiled), report CPU per Originate."""
     cores = pick_cores()
-    simulator = Simulator(cores, workdir, "ring")
+    simulator = Simulator(
+        cores, workdir, "ring", eventfilter=not options.no_eventfilter
+    )
     daemon = None
     spy = None
     try:

@@ -57,7 +57,9 @@ class Originate:
 class Simulator:
     """The simulator process and its Originate records."""
 
-    def __init__(self, cores: Cores, workdir: Path, owner: str) -> None:
+    def __init__(
+        self, cores: Cores, workdir: Path, owner: str, *, eventfilter: bool = True
+    ) -> None:
         self.record = workdir / "originates.txt"
         self._dumps = 0
         argv = [
@@ -70,6 +72,7 @@ class Simulator:
             str(self.record),
             "--owner",
             owner,
+            *([] if eventfilter else ["--no-eventfilter"]),
         ]
         self.server = ServerProcess("simulator", argv, workdir, workdir / "sim.out")
         self.server.wait_listening(listening_port)

@@ -12,7 +12,8 @@ so far to ``--record`` as ``<seconds> <number> <channel id>`` lines and then pri
 ``dumped <n> <count>``, ``n`` counting the dumps from 1, so a harness in another
 process can wait for it.
 
-Its AMI user is the shipped manager.conf [callnowd] user, event filters included.
+Its AMI user is the shipped manager.conf [callnowd] user, event filters included
+(``--no-eventfilter`` drops them: every event of the read classes is sent).
 
 What the simulator keeps for tests (every byte received, every action and event) is
 not kept here: a run of several thousand calls would spend its time copying it.
@@ -102,6 +103,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--owner", default="ring", help="script of every owner phone, e.g. 'ring'"
     )
+    parser.add_argument(
+        "--no-eventfilter",
+        action="store_true",
+        help="deliver every event of the read classes (no manager.conf eventfilter)",
+    )
     options = parser.parse_args(argv)
     from twisted.internet import reactor  # a program's entry point owns the reactor
 
@@ -114,7 +120,7 @@ def main(argv: list[str]) -> int:
                 options.secret,
                 read=AMI_READ,
                 write=AMI_WRITE,
-                eventfilters=AMI_EVENTFILTERS,
+                eventfilters=() if options.no_eventfilter else AMI_EVENTFILTERS,
             ),
         ),
         owners={},
