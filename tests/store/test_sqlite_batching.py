@@ -157,10 +157,19 @@ class GroupCommitTests(_Files):
 
 
 class CheckpointTests(_Files):
-    """The committing writer never checkpoints (test_sqlite_checkpoint: who does)."""
+    """The WAL is checkpointed in the read pool, never by the committing writer."""
 
-    def test_the_writer_never_checkpoints(self) -> None:
-        """The writer's connection has SQLite's automatic checkpoint off."""
+    async def test_checkpoints_run_in_the_pool_every_so_many_writes(self) -> None:
+        """The writer never checkpoints; the store does, in the pool, every N writes."""
+        store = self.open_store()
+        await store.add_extension(make_extension())
+        reads = self.count_pool_reads(store)
+        for n in range(sqlite.CHECKPOINT_EVERY + 1):
+            request = make_request(f"c{n:04}", token=f"c{n}")
+            await store.create_request(request, first_event(request))
+        checkpoints = [c for c in reads if cast(Any, c)[1] is sqlite._checkpoint]
+        self.assertEqual(len(checkpoints), 1)
+        await store.close()  # waits for the checkpoint too
         writer = sqlite3.connect(":memory:")
         self.addCleanup(writer.close)
         sqlite._setup_writer(writer)
