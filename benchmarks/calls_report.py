@@ -199,7 +199,18 @@ def _latency(
         p99_ratios = [f["originate_p99_ratio"] for f in good]
         _, p99_iqr = median_iqr([v for v in p99_ratios if v is not None])
         missing = sum(int(f["missing"] or 0) for _, f in mine)
-        failed = sum(p.variant.failed(303) + p.baseline.failed(200) for p, _ in mine)
+        failed_x = sum(p.variant.failed(303) for p, _ in mine)
+        failed_a = sum(p.baseline.failed(200) for p, _ in mine)
+        failed = failed_x + failed_a
+        if failed:
+            odd = Counter(
+                s for p, _ in mine for s in p.variant.status if s != 303
+            ) + Counter(s for p, _ in mine for s in p.baseline.status if s != 200)
+            errors = sum(p.variant.errors + p.baseline.errors for p, _ in mine)
+            print(
+                f"{name}: without the expected answer: daemon {failed_x}, A {failed_a}"
+                f" (statuses {dict(odd)}, None = no answer; socket errors {errors})"
+            )
         lag = max((p.variant.lag_p99_ms for p, _ in mine), default=0.0)
         rows.append(
             [

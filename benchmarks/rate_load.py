@@ -236,6 +236,9 @@ async def generate(options: argparse.Namespace) -> dict[str, object]:
         lags.append(now - at)
         run.sent[index] = now
         run.outstanding += 1
+        # ``finished`` was set whenever every request so far had its answer;
+        # left set, the wait after the last send would not wait for that one.
+        run.finished.clear()
         if run.idle:
             run.idle.pop().send(index, data)
         elif run.connections + len(pending) < options.max_connections:
