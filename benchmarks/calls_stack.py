@@ -134,6 +134,17 @@ def start_full_stack(
         + (generous_limits() or ("[limits]\n" if limits else ""))
         + limits,
     )
+    return provisioned(daemon, workdir)
+
+
+def provisioned(daemon: ServerProcess, workdir: Path) -> ServerProcess:
+    """Provision the benchmark extension and wait until ``daemon`` is ready.
+
+    The daemon is stopped if either fails.
+
+    Raises:
+        BenchError: provisioning failed or the daemon did not become ready.
+    """
     try:
         provision(workdir)
         wait_ready(daemon.port)

@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from benchmarks.calls_stack import http_get, wait_ready
+from benchmarks.calls_stack import http_get, provisioned
 from benchmarks.common import (
     BenchError,
     Cores,
@@ -23,7 +23,7 @@ from benchmarks.common import (
     cpu_seconds,
     start_daemon,
 )
-from benchmarks.http_pages import CALLNOW_ID, provision
+from benchmarks.http_pages import CALLNOW_ID
 
 FLOOD_PHONE = "+12127770142"  # the one visitor number of the flood
 OUTAGE = "Redis is unreachable"  # callnowd.limits.fallback's warning
@@ -113,13 +113,7 @@ def start_flood_daemon(cores: Cores, workdir: Path, limits: str) -> ServerProces
         '[asterisk]\nagi_listen = "tcp:0:interface=127.0.0.1"\n'
         '[metrics]\nlisten = "tcp:0:interface=127.0.0.1"\n[limits]\n' + limits,
     )
-    try:
-        provision(workdir)
-        wait_ready(daemon.port)
-    except BenchError:
-        daemon.stop()
-        raise
-    return daemon
+    return provisioned(daemon, workdir)
 
 
 def limiter_state(port: int, wait: float = 0.0) -> str:
