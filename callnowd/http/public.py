@@ -409,18 +409,16 @@ class PublicPages:
         wait = verdict.retry_after
         if wait is not None:
             request.setHeader(b"retry-after", str(math.ceil(wait)).encode())
-        request.setHeader(b"content-type", HTML)
         # Kept per wording: the wait is said in whole minutes or hours.
-        return self._templates.render_kept(
-            "notice.html",
-            title="Too many requests",
-            text="Too many call requests came from you or for this number. "
+        return self._notice(
+            request,
+            "Too many requests",
+            "Too many call requests came from you or for this number. "
             + (
                 f"Please try again in {duration(wait)}."
                 if wait is not None
                 else "Requests from here are blocked."
             ),
-            hours=(),
         )
 
     async def _unavailable(
@@ -439,13 +437,12 @@ class PublicPages:
                 return self._limited(request, verdict)
         self._refused("unavailable")
         request.setResponseCode(404)
-        request.setHeader(b"content-type", HTML)
-        return self._templates.render_kept(
-            "notice.html",
-            title="This link is not available",
-            text="The person you are trying to reach cannot take call requests "
+        return self._notice(
+            request,
+            "This link is not available",
+            "The person you are trying to reach cannot take call requests "
             "through this link right now.",
-            hours=tuple(hours_lines(extension, self._clock.seconds())),
+            tuple(hours_lines(extension, self._clock.seconds())),
         )
 
     def _bad_input(self, request: IRequest, error: BadInput) -> bytes:
@@ -458,9 +455,14 @@ class PublicPages:
             )
         return self._notice(request, "This request cannot be read", error.message)
 
-    def _notice(self, request: IRequest, title: str, text: str) -> bytes:
+    def _notice(
+        self, request: IRequest, title: str, text: str, hours: tuple[str, ...] = ()
+    ) -> bytes:
+        """The notice page (rendered once per distinct title, text and hours)."""
         request.setHeader(b"content-type", HTML)
-        return self._templates.render_kept("notice.html", title=title, text=text)
+        return self._templates.render_kept(
+            "notice.html", title=title, text=text, hours=hours
+        )
 
     def _html(self, request: IRequest, template: str, **context: Any) -> bytes:
         request.setHeader(b"content-type", HTML)
