@@ -7,12 +7,11 @@ flow needs (visitor answered, owner channel gone, session ready) back into it.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 
 import attrs
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
@@ -24,6 +23,7 @@ from callnowd.ami.client import (
     OriginateTimeout,
 )
 from callnowd.ami.codec import AmiEncodingError, Message
+from callnowd.ami.deadlines import DelayQueue
 from callnowd.background import run_in_background
 from callnowd.calls.flow import CallFlow
 from callnowd.calls.ports import OwnerOutcome, PbxError
@@ -152,7 +152,7 @@ class AmiPbx:
         self.log.failure("UserEvent CallNow failed", failure, level=LogLevel.error)
 
 
-class GraceQueue:
+class GraceQueue(DelayQueue[str]):
     """Runs ``action(key)`` ``grace`` seconds after each :meth:`add`, in order.
 
     One timer serves every pending key (the delay is the same for all, so they
@@ -162,29 +162,11 @@ class GraceQueue:
     def __init__(
         self, clock: IReactorTime, grace: float, action: Callable[[str], object]
     ) -> None:
-        self._clock = clock
-        self._grace = grace
-        self._action = action
-        self._due: deque[tuple[float, str]] = deque()
-        self._timer: IDelayedCall | None = None
+        super().__init__(clock, grace, action)
 
     def add(self, key: str) -> None:
         """Run the action for ``key`` after the grace period."""
-        self._due.append((self._clock.seconds() + self._grace, key))
-        if self._timer is None:
-            self._timer = self._clock.callLater(self._grace, self._fire)
-
-    def __len__(self) -> int:
-        return len(self._due)
-
-    def _fire(self) -> None:
-        self._timer = None
-        now = self._clock.seconds()
-        due = self._due
-        while due and due[0][0] <= now:
-            self._action(due.popleft()[1])
-        if due:
-            self._timer = self._clock.callLater(due[0][0] - now, self._fire)
+        self._push(key)
 
 
 def watch_calls(
