@@ -59,6 +59,26 @@ class GraceQueueTests(SynchronousTestCase):
         clock.advance(1.0)
         self.assertEqual(ran, ["a", "b"])
 
+    def test_key_added_by_the_action(self) -> None:
+        """A key added while keys run waits its full grace on the one timer."""
+        clock = Clock()
+        ran: list[tuple[float, str]] = []
+
+        def action(key: str) -> None:
+            ran.append((clock.seconds(), key))
+            if key == "a":
+                queue.add("again")
+
+        queue = GraceQueue(clock, 1.0, action)
+        queue.add("a")
+        clock.advance(0.5)
+        queue.add("b")
+        clock.advance(0.5)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.pump([0.5] * 4)
+        self.assertEqual(ran, [(1.0, "a"), (1.5, "b"), (2.0, "again")])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
 
 class _Client:
     def __init__(self) -> None:
