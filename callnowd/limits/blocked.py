@@ -73,7 +73,7 @@ class BlockedAnswers:
             until_us = now_us + round(verdict.retry_after * US_PER_S)
             if until_us <= now_us:
                 return
-        trusted_us = 2**62 if self._ttl_us is None else now_us + max(self._ttl_us, 0)
+        trusted_us = 2**62 if self._ttl_us is None else now_us + self._ttl_us
         if trusted_us <= now_us:
             return
         self._answers[request] = (verdict.key, until_us, trusted_us)

@@ -92,7 +92,6 @@ class Limiter:
         self._s = settings
         self._secret = secret
         self._blocked = BlockedAnswers(blocked_ttl)
-        self._remember_blocks = blocked_ttl is None or blocked_ttl > 0
         self._keys: dict[tuple[KeyKind, str], LimitKey] = {}
         self.denials: Tally[str] = Tally()  # reason -> refused requests
         self.blocks: Tally[str] = Tally()  # key kind -> blocks created
@@ -215,8 +214,7 @@ class Limiter:
         verdict = await self._run(
             self.plan(client_ip, callnow_id, destination_e164), now
         )
-        if self._remember_blocks:
-            self._blocked.remember(request, verdict, now)
+        self._blocked.remember(request, verdict, now)  # ttl 0: kept for no time
         return verdict
 
     async def check_404(self, client_ip: str, now: float) -> Verdict:
@@ -231,8 +229,7 @@ class Limiter:
         ip = self.key(KeyKind.IP, client_ip)
         check = BucketCheck(Reason.NOT_FOUND, ip, self._not_found_rate)
         verdict = await self._run(Plan((check,), self._escalation), now)
-        if self._remember_blocks:
-            self._blocked.remember(client_ip, verdict, now)
+        self._blocked.remember(client_ip, verdict, now)  # ttl 0: kept for no time
         return verdict
 
     async def _run(self, plan: Plan, now: float) -> Verdict:
