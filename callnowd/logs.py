@@ -42,20 +42,15 @@ _LINE_EVENT_KEYS = (
     "log_format",
     "log_time",
 )
-# How eventAsJSON writes each level (twisted.logger._json's NamedConstant saver).
-_LEVEL_UUID = "02e59486-f24d-46ad-8224-3acdf2a5732a"
-_LEVELS = {
-    level: f'{{"name": "{level.name}", "__class_uuid__": "{_LEVEL_UUID}"}}'
-    for level in LogLevel.iterconstants()
-}
 # A field eventAsJSON's flattening reads as ``event[name]``: no attribute or
 # index access, no call (``name()``), not a position.
 _PLAIN_FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNPERSISTABLE = {"unpersistable": True}
 # objectSaveHook's answer for each level, by identity (what its predicate tests).
-_LEVEL_DICTS = {
-    id(level): {"name": level.name, "__class_uuid__": _LEVEL_UUID}
-    for level in LogLevel.iterconstants()
+_LEVEL_DICTS = {id(level): objectSaveHook(level) for level in LogLevel.iterconstants()}
+# How eventAsJSON writes each level: that answer, encoded.
+_LEVELS = {
+    level: json.dumps(_LEVEL_DICTS[id(level)]) for level in LogLevel.iterconstants()
 }
 
 # (flattened key, structured key, field name, repr?) for each field of a format.
