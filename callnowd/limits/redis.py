@@ -181,7 +181,6 @@ class RedisRateLimitStore:
         self._identities: dict[tuple[LimitKey, bool], tuple[bytes, str]] = {}
         self._script_loaded = False  # EVAL succeeded: EVALSHA may be tried
         self._states: dict[tuple[Reason, str], bytes] = {}
-        self._escalations: dict[Escalation, str] = {}
 
     async def _call(self, what: str, d: Deferred[Any]) -> Any:
         d.addTimeout(self._timeout, self._clock)
@@ -220,7 +219,7 @@ class RedisRateLimitStore:
             "-1" if self._server_time else str(to_us(now)),
             str(len(idents)),
             str(len(plan.checks)),
-            self._escalation_part(esc),
+            _escalation_part(esc),
         ]
         index: dict[LimitKey, int] = {}
         for i, key in enumerate(idents, 1):
@@ -294,18 +293,6 @@ class RedisRateLimitStore:
             self._states[name] = found
         return found
 
-    def _escalation_part(self, esc: Escalation | None) -> str:
-        if esc is None:
-            return "0\t0\t0\t0\t0"
-        found = self._escalations.get(esc)
-        if found is None:
-            rate = esc.rate
-            found = self._escalations[esc] = (
-                f"1\t{rate.emission_us}\t{rate.tolerance_us}"
-                f"\t{to_us(esc.block_seconds)}\t{to_us(esc.memory)}"
-            )
-        return found
-
     async def list_blocks(self, now: float) -> list[BlockInfo]:
         """See :meth:`RateLimitStore.list_blocks` (in Redis time with server_time)."""
         cursor: Any = 0
@@ -350,6 +337,18 @@ class RedisRateLimitStore:
     async def close(self) -> None:
         """Close the connection and stop reconnecting."""
         await self._redis.disconnect()
+
+
+@functools.lru_cache(maxsize=16)
+def _escalation_part(esc: Escalation | None) -> str:
+    """The escalation's argument piece: flag, emission, tolerance, block, memory."""
+    if esc is None:
+        return "0\t0\t0\t0\t0"
+    rate = esc.rate
+    return (
+        f"1\t{rate.emission_us}\t{rate.tolerance_us}"
+        f"\t{to_us(esc.block_seconds)}\t{to_us(esc.memory)}"
+    )
 
 
 @functools.lru_cache(maxsize=256)
