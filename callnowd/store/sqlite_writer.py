@@ -74,11 +74,6 @@ class SqliteWriter:
             self._reactor.callLater(0, self._flush)
         return done
 
-    @property
-    def idle(self) -> bool:
-        """Nothing is queued or running."""
-        return not self._pending and not self._running
-
     def _flush(self) -> None:
         self._scheduled = False
         if self._running or not self._pending:
