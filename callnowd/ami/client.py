@@ -334,7 +334,7 @@ class AmiClient(Service):
         self, name: str, headers: Sequence[tuple[str, str]] = ()
     ) -> Message:
         """Send ``Action: UserEvent`` with ``UserEvent: <name>`` and ``headers``."""
-        return await self.send_action("UserEvent", [("UserEvent", name), *headers])
+        return await self.post_user_event(name, headers)
 
     def post_user_event(
         self, name: str, headers: Sequence[tuple[str, str]] = ()
