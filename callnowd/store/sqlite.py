@@ -4,7 +4,7 @@ No query runs on the reactor thread except the one-row configuration counter of
 :mod:`callnowd.store.sqlite_cache`. Reads run in the threads of a
 ``twisted.enterprise.adbapi`` pool; writes are grouped by
 :mod:`callnowd.store.sqlite_writer` (one thread, one ``BEGIN IMMEDIATE``
-transaction per batch, each write in its own savepoint, results only after the
+transaction per batch, a failing write undone alone, results only after the
 commit). Several processes (daemons, ``callnowctl``) may use the same file at
 once: connections run in WAL mode with a busy timeout, every write is atomic (so
 read-modify-write steps such as :meth:`SqliteStore.transition` cannot

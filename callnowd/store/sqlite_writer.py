@@ -2,12 +2,19 @@
 
 Every write of :class:`callnowd.store.sqlite.SqliteStore` is a *job*, a function of
 a cursor. Jobs queued while the reactor handles one turn's events go to the writer
-thread together, run there in one ``BEGIN IMMEDIATE`` transaction (each job inside
-its own ``SAVEPOINT``, so a job that raises undoes only its own changes) and are
-committed at once. Only then are the jobs' Deferreds fired, on the reactor thread:
-a result is never seen before it is durable. While a batch runs, the next jobs wait
-and form the next batch, so under light load a batch holds one job (no added
-latency) and under heavy load one commit and two thread hand-offs serve many.
+thread together, run there in one ``BEGIN IMMEDIATE`` transaction and are committed
+at once; a job that raises undoes only its own changes, the others are kept. Only
+then are the jobs' Deferreds fired, on the reactor thread: a result is never seen
+before it is durable. While a batch runs, the next jobs wait and form the next
+batch, so under light load a batch holds one job (no added latency) and under heavy
+load one commit and two thread hand-offs serve many.
+
+Undoing one job alone takes a ``SAVEPOINT`` around every job, which costs about a
+quarter of the store's typical write. So a batch first runs without them; only
+when one of its jobs raises is that transaction rolled back and the batch run again
+with each job in its own savepoint (such a batch costs about one and a half times
+what it did with savepoints alone). Jobs must therefore be re-runnable: they act
+on the database through the cursor only, and each run starts from scratch.
 """
 
 from __future__ import annotations
@@ -66,6 +73,11 @@ class SqliteWriter:
         It fails with the job's own exception (its changes undone, the rest of the
         batch unaffected), or with a ``sqlite3.Error`` when the batch could not be
         committed (then nothing of the batch was kept).
+
+        ``job`` may be called more than once, each call but the last in a
+        transaction that is rolled back (see the module's docstring): it must act
+        only through its cursor, with no other effect (no change to objects that
+        outlive the call, no I/O), so that only the committed call counts.
         """
         done: Deferred[Any] = Deferred()
         self._pending.append((job, done))
@@ -138,7 +150,11 @@ class SqliteWriter:
 
 
 def run_batch(connection: sqlite3.Connection, batch: list[Job]) -> list[_Outcome]:
-    """Run ``batch`` in one transaction; every job in a savepoint of its own.
+    """Run ``batch`` in one transaction, undoing a job that raises on its own.
+
+    The jobs run first without savepoints; if one raises, that transaction is
+    rolled back and the batch run again in a new one, every job in a savepoint of
+    its own (see :meth:`SqliteWriter.submit` for what that asks of jobs).
 
     Returns:
         One outcome per job. When the transaction cannot be begun or committed, or
@@ -147,22 +163,11 @@ def run_batch(connection: sqlite3.Connection, batch: list[Job]) -> list[_Outcome
     cursor = connection.cursor()
     try:
         cursor.execute("BEGIN IMMEDIATE")
-        outcomes: list[_Outcome] = []
-        for job in batch:
-            cursor.execute("SAVEPOINT job")
-            try:
-                result = job(cursor)
-            except Exception as e:  # the job's own failure, handed to its caller
-                if not connection.in_transaction:
-                    raise TransactionLost(
-                        f"the transaction was rolled back: {e}"
-                    ) from e
-                cursor.execute("ROLLBACK TO job")
-                cursor.execute("RELEASE job")
-                outcomes.append((False, e))
-            else:
-                cursor.execute("RELEASE job")
-                outcomes.append((True, result))
+        outcomes = _run_plain(connection, cursor, batch)
+        if outcomes is None:
+            cursor.execute("ROLLBACK")
+            cursor.execute("BEGIN IMMEDIATE")
+            outcomes = _run_savepoints(connection, cursor, batch)
         cursor.execute("COMMIT")
         return outcomes
     except sqlite3.Error as e:
@@ -171,3 +176,43 @@ def run_batch(connection: sqlite3.Connection, batch: list[Job]) -> list[_Outcome
         return [(False, e)] * len(batch)
     finally:
         cursor.close()
+
+
+def _run_plain(
+    connection: sqlite3.Connection, cursor: sqlite3.Cursor, batch: list[Job]
+) -> list[_Outcome] | None:
+    """Run every job in the open transaction; None as soon as one raises."""
+    outcomes: list[_Outcome] = []
+    for job in batch:
+        try:
+            outcomes.append((True, job(cursor)))
+        except Exception as e:  # run again in savepoints, or the batch is lost
+            _check_transaction(connection, e)
+            return None
+    return outcomes
+
+
+def _run_savepoints(
+    connection: sqlite3.Connection, cursor: sqlite3.Cursor, batch: list[Job]
+) -> list[_Outcome]:
+    """Run every job in the open transaction, each in a savepoint of its own."""
+    outcomes: list[_Outcome] = []
+    for job in batch:
+        cursor.execute("SAVEPOINT job")
+        try:
+            result = job(cursor)
+        except Exception as e:  # the job's own failure, handed to its caller
+            _check_transaction(connection, e)
+            cursor.execute("ROLLBACK TO job")
+            cursor.execute("RELEASE job")
+            outcomes.append((False, e))
+        else:
+            cursor.execute("RELEASE job")
+            outcomes.append((True, result))
+    return outcomes
+
+
+def _check_transaction(connection: sqlite3.Connection, error: Exception) -> None:
+    """Raise TransactionLost if ``error`` left no transaction open."""
+    if not connection.in_transaction:
+        raise TransactionLost(f"the transaction was rolled back: {error}") from error

@@ -1,8 +1,9 @@
 """SQLite only: group commit of writes, and the checked copies of configuration rows.
 
-The writer commits every write queued in one reactor turn in one transaction, each
-write in its own savepoint; the copies of extensions and rules are dropped as soon
-as another process (a plain connection here, like ``callnowctl``) changes them.
+The writer commits every write queued in one reactor turn in one transaction, a
+write that fails undone alone (the batch runs again with a savepoint per write);
+the copies of extensions and rules are dropped as soon as another process (a plain
+connection here, like ``callnowctl``) changes them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -154,6 +156,115 @@ class GroupCommitTests(_Files):
         self.assertEqual([ok for ok, _ in outcomes], [False, False, False])
         self.assertIsInstance(outcomes[0][1], TransactionLost)
         self.assertEqual(self.sql("SELECT count(*) FROM config_version"), [(1,)])
+
+
+class RunBatchTests(_Files):
+    """One batch on a plain connection: no savepoints unless a job raises."""
+
+    def connect(self) -> tuple[sqlite3.Connection, list[str]]:
+        """A writer-like connection to a table ``t``, and the statements it runs."""
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(connection.close)
+        connection.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        statements: list[str] = []
+        connection.set_trace_callback(statements.append)
+        return connection, statements
+
+    def rows(self) -> list[tuple[object, ...]]:
+        return self.sql("SELECT n FROM t ORDER BY n")
+
+    def test_no_savepoint_without_a_failure(self) -> None:
+        """A batch whose jobs all succeed runs in one transaction, no savepoint."""
+        connection, statements = self.connect()
+        outcomes = run_batch(connection, [_insert(1), _insert(2), _insert(3)])
+        self.assertEqual(outcomes, [(True, 1), (True, 2), (True, 3)])
+        self.assertEqual(statements[0], "BEGIN IMMEDIATE")
+        self.assertEqual(statements[-1], "COMMIT")
+        self.assertEqual(statements.count("BEGIN IMMEDIATE"), 1)
+        self.assertEqual([s for s in statements if "SAVEPOINT" in s], [])
+        self.assertEqual(self.rows(), [(1,), (2,), (3,)])
+
+    def test_failing_job_in_the_middle_is_undone_alone(self) -> None:
+        """A job that writes then raises loses its changes; the others commit."""
+        connection, statements = self.connect()
+        broken = ValueError("broken")
+
+        def write_then_fail(cursor: sqlite3.Cursor) -> None:
+            cursor.execute("INSERT INTO t (n) VALUES (20)")
+            raise broken
+
+        def clash(cursor: sqlite3.Cursor) -> None:
+            cursor.execute("INSERT INTO t (n) VALUES (30)")
+            cursor.execute("INSERT INTO t (n) VALUES (1)")  # taken: IntegrityError
+
+        batch = [_insert(1), write_then_fail, _insert(2), clash, _insert(3)]
+        outcomes = run_batch(connection, batch)
+        self.assertEqual([ok for ok, _ in outcomes], [True, False, True, False, True])
+        self.assertIs(outcomes[1][1], broken)
+        self.assertIsInstance(outcomes[3][1], sqlite3.IntegrityError)
+        self.assertEqual(
+            [outcomes[0], outcomes[2], outcomes[4]], [(True, n) for n in (1, 2, 3)]
+        )
+        self.assertEqual(self.rows(), [(1,), (2,), (3,)])
+        # Tried without savepoints, rolled back, then run again with them.
+        self.assertEqual(statements.count("BEGIN IMMEDIATE"), 2)
+        self.assertEqual(statements.count("ROLLBACK"), 1)
+        self.assertEqual(statements.count("SAVEPOINT job"), len(batch))
+        self.assertEqual(statements.count("ROLLBACK TO job"), 2)
+        self.assertEqual(statements[-1], "COMMIT")
+
+    def test_job_failing_only_on_its_first_run(self) -> None:
+        """A job that succeeds when run again is committed once, with its batch."""
+        connection, _ = self.connect()
+        runs: list[int] = []
+
+        def flaky(cursor: sqlite3.Cursor) -> int:
+            runs.append(len(runs))
+            cursor.execute("INSERT INTO t (n) VALUES (10)")
+            if len(runs) == 1:
+                raise ValueError("first run")
+            return len(runs)
+
+        outcomes = run_batch(connection, [_insert(1), flaky, _insert(2)])
+        self.assertEqual(outcomes, [(True, 1), (True, 2), (True, 2)])
+        self.assertEqual(runs, [0, 1])
+        self.assertEqual(self.rows(), [(1,), (2,), (10,)])
+
+    def test_lost_transaction_after_writes(self) -> None:
+        """Writes done before SQLite abandons the transaction are not kept."""
+        connection, statements = self.connect()
+
+        def abandon(cursor: sqlite3.Cursor) -> None:
+            cursor.execute("ROLLBACK")
+            raise ValueError("gone")
+
+        outcomes = run_batch(connection, [_insert(1), abandon, _insert(2)])
+        self.assertEqual([ok for ok, _ in outcomes], [False, False, False])
+        self.assertIsInstance(outcomes[0][1], TransactionLost)
+        self.assertFalse(connection.in_transaction)
+        self.assertEqual(self.rows(), [])
+        self.assertEqual(statements.count("BEGIN IMMEDIATE"), 1)
+
+    def test_begin_failure_fails_every_job(self) -> None:
+        """When the transaction cannot begin, every job fails with that error."""
+        connection, _ = self.connect()
+        connection.execute("PRAGMA busy_timeout=0")
+        other = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        outcomes = run_batch(connection, [_insert(1), _insert(2)])
+        other.execute("ROLLBACK")
+        self.assertEqual([ok for ok, _ in outcomes], [False, False])
+        self.assertIsInstance(outcomes[0][1], sqlite3.OperationalError)
+        self.assertEqual(self.rows(), [])
+
+
+def _insert(n: int) -> Callable[[sqlite3.Cursor], int]:
+    def job(cursor: sqlite3.Cursor) -> int:
+        cursor.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        return n
+
+    return job
 
 
 class CheckpointTests(_Files):
