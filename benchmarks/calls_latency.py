@@ -119,7 +119,8 @@ def run_rate(
     if spec.kind != "get":
         argv += ["--callnow-id", spec.callnow_id]
     if spec.kind == "post":
-        argv += ["--cookie", spec.cookie, "--csrf", spec.csrf]
+        # One argument each: a random value may start with "-".
+        argv += [f"--cookie={spec.cookie}", f"--csrf={spec.csrf}"]
     result = subprocess.run(
         argv,
         capture_output=True,
