@@ -38,6 +38,7 @@ from callnowd.store.interface import (
     UnknownRequest,
 )
 from callnowd.store.sqlite_cache import ConfigCache, read_version
+from callnowd.store.sqlite_checkpoint import Checkpointer
 from callnowd.store.sqlite_migrate import BUSY_TIMEOUT_MS, apply_migrations
 from callnowd.store.sqlite_rules import SqliteRules, ordered_rules
 from callnowd.store.sqlite_writer import SqliteWriter
@@ -62,20 +63,24 @@ def _setup_connection(connection: sqlite3.Connection) -> None:
 CHECKPOINT_EVERY = 300
 
 
+#: WAL pages (4 KiB each by default) past which the writer checkpoints itself.
+WAL_BOUND_PAGES = 8192
+
+
 def _setup_writer(connection: sqlite3.Connection) -> None:
-    """The writer's connection: as the others, but it never checkpoints itself.
+    """The writer's connection: as the others, but it seldom checkpoints itself.
 
     A checkpoint copies the WAL into the database and syncs it (milliseconds);
     done by the committing connection, every write queued behind that commit
-    would wait for it. The store runs them in the read pool instead.
+    would wait for it. The store runs them in a thread of their own instead
+    (:mod:`callnowd.store.sqlite_checkpoint`), at the lowest priority. That
+    thread may get no CPU at all while the daemon is saturated; SQLite's own
+    automatic checkpoint, after a commit that leaves ``WAL_BOUND_PAGES`` or more
+    pages in the WAL, is the bound on the WAL's size then (never reached while
+    the checkpoint thread keeps up: it runs every ``CHECKPOINT_EVERY`` writes).
     """
     _setup_connection(connection)
-    connection.execute("PRAGMA wal_autocheckpoint=0")
-
-
-def _checkpoint(cursor: sqlite3.Cursor) -> None:
-    # PASSIVE: copies what it can without waiting for readers or the writer.
-    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    connection.execute(f"PRAGMA wal_autocheckpoint={WAL_BOUND_PAGES}")
 
 
 def _read_in_thread(connection: Any, work: _Work[_T]) -> _T:
@@ -113,16 +118,20 @@ class SqliteStore(SqliteRules):
     SQLite fails (e.g. the file stays locked past the busy timeout).
     """
 
-    def __init__(self, pool: ConnectionPool, path: Path, writer: SqliteWriter) -> None:
+    def __init__(
+        self, pool: ConnectionPool, path: Path, writer: SqliteWriter, reactor: Any
+    ) -> None:
         self._pool = pool
         self._path = path
         self._writer = writer
+        self._checkpointer = Checkpointer(
+            reactor, path, _setup_connection, self._checkpointed
+        )
         self._cache = ConfigCache(path)
         self._closed = False
         self._in_flight = 0  # queries started and not yet finished
         self._drained: list[Deferred[None]] = []  # waiting for _in_flight == 0
         self._checkpointed_at = 0  # the writer's job count at the last checkpoint
-        self._checkpointing = False
 
     @classmethod
     def open(cls, reactor: IReactorCore, path: Path) -> SqliteStore:
@@ -156,7 +165,7 @@ class SqliteStore(SqliteRules):
             cp_reactor=reactor,
         )
         writer = SqliteWriter(reactor, path, _setup_writer, BUSY_TIMEOUT_MS / 1000)
-        return cls(pool, path, writer)
+        return cls(pool, path, writer, reactor)
 
     @property
     def path(self) -> Path:
@@ -182,31 +191,33 @@ class SqliteStore(SqliteRules):
             # handle one error type for "the store is not usable right now".
             raise StoreError(f"{self._path}: {e}") from e
         finally:
-            if (
-                write
-                and not self._checkpointing
-                and self._writer.jobs - self._checkpointed_at >= CHECKPOINT_EVERY
-            ):
+            if write and self._writer.jobs - self._checkpointed_at >= CHECKPOINT_EVERY:
                 self._start_checkpoint()
-            self._in_flight -= 1
-            if not self._in_flight and self._drained:
-                drained, self._drained = self._drained, []
-                for waiter in drained:
-                    waiter.callback(None)
+            self._finished()
+
+    def _finished(self) -> None:
+        """One query (or checkpoint) less in flight; wake ``close`` at zero."""
+        self._in_flight -= 1
+        if not self._in_flight and self._drained:
+            drained, self._drained = self._drained, []
+            for waiter in drained:
+                waiter.callback(None)
 
     def _start_checkpoint(self) -> None:
-        """Checkpoint the WAL in the read pool, in the background (one at a time)."""
-        if self._closed:
+        """Checkpoint the WAL on the checkpoint thread (one at a time)."""
+        if self._closed or not self._checkpointer.start():
             return
-        self._checkpointing = True
         self._checkpointed_at = self._writer.jobs
+        self._in_flight += 1  # close waits for it
 
-        def done(result: object) -> None:
-            self._checkpointing = False
-            if isinstance(result, Failure):
-                _log.failure("WAL checkpoint of {path} failed", result, path=self._path)
-
-        Deferred.fromCoroutine(self._run(_checkpoint)).addBoth(done)
+    def _checkpointed(self, error: sqlite3.Error | None) -> None:
+        if error is not None:
+            _log.failure(
+                "WAL checkpoint of {path} failed",
+                Failure(error),
+                path=self._path,
+            )
+        self._finished()
 
     async def add_extension(self, extension: Extension) -> None:
         """See :meth:`callnowd.store.interface.Store.add_extension`."""
@@ -478,6 +489,7 @@ class SqliteStore(SqliteRules):
             await drained
         # The threads are idle now, so joining them does not stall the reactor.
         self._writer.stop()
+        self._checkpointer.stop()
         self._pool.close()
         self._cache.close()
 

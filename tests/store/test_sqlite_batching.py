@@ -268,23 +268,18 @@ def _insert(n: int) -> Callable[[sqlite3.Cursor], int]:
 
 
 class CheckpointTests(_Files):
-    """The WAL is checkpointed in the read pool, never by the committing writer."""
+    """The committing writer checkpoints only past the bound (test_sqlite_checkpoint)."""
 
-    async def test_checkpoints_run_in_the_pool_every_so_many_writes(self) -> None:
-        """The writer never checkpoints; the store does, in the pool, every N writes."""
-        store = self.open_store()
-        await store.add_extension(make_extension())
-        reads = self.count_pool_reads(store)
-        for n in range(sqlite.CHECKPOINT_EVERY + 1):
-            request = make_request(f"c{n:04}", token=f"c{n}")
-            await store.create_request(request, first_event(request))
-        checkpoints = [c for c in reads if cast(Any, c)[1] is sqlite._checkpoint]
-        self.assertEqual(len(checkpoints), 1)
-        await store.close()  # waits for the checkpoint too
+    def test_the_writer_checkpoints_only_past_the_bound(self) -> None:
+        """SQLite's automatic checkpoint waits for WAL_BOUND_PAGES, not its 1000."""
         writer = sqlite3.connect(":memory:")
         self.addCleanup(writer.close)
         sqlite._setup_writer(writer)
-        self.assertEqual(writer.execute("PRAGMA wal_autocheckpoint").fetchone(), (0,))
+        self.assertEqual(
+            writer.execute("PRAGMA wal_autocheckpoint").fetchone(),
+            (sqlite.WAL_BOUND_PAGES,),
+        )
+        self.assertGreater(sqlite.WAL_BOUND_PAGES, 1000)
 
 
 class ConfigCopyTests(_Files):
