@@ -129,6 +129,11 @@ class SessionOwner(TypingProtocol):
         """The connection ended (after or before login)."""
 
 
+#: Unanswered keep-alive Pings in a row after which the connection is aborted
+#: even though the PBX is still sending (one is enough when it sends nothing).
+MAX_PINGS_MISSED = 3
+
+
 class AmiProtocol(Protocol):
     """One AMI connection; the parser is fed straight from ``dataReceived``.
 
@@ -157,6 +162,8 @@ class AmiProtocol(Protocol):
         self._banner: Deferred[str] = Deferred()
         self._pinger: LoopingCall | None = None
         self._ping_in_flight = False
+        self._pings_missed = 0  # unanswered Pings in a row
+        self._reads = 0  # reads from the peer (a Ping compares them)
         self.logged_in = False
         self.lost = False
 
@@ -164,6 +171,7 @@ class AmiProtocol(Protocol):
 
     @override
     def dataReceived(self, data: bytes) -> None:
+        self._reads += 1
         parser = self._parser
         # Dropping by name only pays when some names are unwanted, and never
         # while a list action may still deliver items of any name.
@@ -389,7 +397,12 @@ class AmiProtocol(Protocol):
         return banner
 
     def start_keepalive(self, interval: float, timeout: float) -> None:
-        """Send ``Ping`` every ``interval`` s; abort if no reply within ``timeout`` s."""
+        """Send ``Ping`` every ``interval`` s; abort when the peer seems gone.
+
+        A Ping unanswered within ``timeout`` s aborts the connection when nothing
+        at all came from the peer meanwhile, or when it is the
+        ``MAX_PINGS_MISSED``-th unanswered in a row.
+        """
         self._pinger = LoopingCall(self._ping, timeout)
         self._pinger.clock = self._clock
         self._pinger.start(interval, now=False)
@@ -404,17 +417,34 @@ class AmiProtocol(Protocol):
         if self._ping_in_flight or self.lost:
             return
         self._ping_in_flight = True
+        reads = self._reads
 
         def done(result: object) -> None:
             self._ping_in_flight = False
+            self._pings_missed = 0
 
         def failed(failure: Failure) -> None:
             self._ping_in_flight = False
             if failure.check(AmiActionError, AmiConnectionLost):
+                self._pings_missed = 0
                 return  # an Error reply still proves the session alive
+            self._pings_missed += 1
+            if self._reads != reads and self._pings_missed < MAX_PINGS_MISSED:
+                # The PBX kept sending meanwhile: the connection is alive, and
+                # the answer is late because it (or this daemon) is overloaded.
+                # Aborting would fail every call in flight for nothing.
+                self.log.warn(
+                    "AMI Ping unanswered within {timeout} s while the PBX keeps"
+                    " sending ({missed} in a row); keeping the connection",
+                    timeout=timeout,
+                    missed=self._pings_missed,
+                )
+                return
             self.log.warn(
-                "AMI Ping unanswered within {timeout} s, aborting the connection",
+                "AMI Ping unanswered within {timeout} s ({missed} in a row),"
+                " aborting the connection",
                 timeout=timeout,
+                missed=self._pings_missed,
             )
             if self.transport is not None:
                 self.transport.abortConnection()  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from callnowd.ami.client import (
     OriginateTimeout,
 )
 from callnowd.ami.codec import AmiParser, Message, encode_message
+from callnowd.ami.protocol import MAX_PINGS_MISSED
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
@@ -485,6 +486,42 @@ class KeepaliveAndStopTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
         h.reactor.advance(0.2)
         self.assertTrue(transport.disconnecting)
+
+    def test_ping_late_while_the_pbx_sends_keeps_the_connection(self) -> None:
+        """A late Pong amid traffic is overload, not a dead peer: kept, up to a limit."""
+        h = Harness(ping_interval=20, ping_timeout=10)
+        protocol, transport = h.login()
+        event = reply(("Event", "Newchannel"), ("Channel", "PJSIP/1-1"))
+        for missed in range(1, MAX_PINGS_MISSED):
+            h.reactor.advance(20)
+            protocol.dataReceived(event)  # the PBX is talking
+            h.reactor.advance(10.1)
+            self.assertFalse(transport.disconnecting, missed)
+        h.reactor.advance(20)
+        protocol.dataReceived(event)
+        h.reactor.advance(10.1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_an_answered_ping_resets_the_count(self) -> None:
+        """Missed Pings count only in a row: a Pong starts the count again."""
+        h = Harness(ping_interval=20, ping_timeout=10)
+        protocol, transport = h.login()
+        event = reply(("Event", "Newchannel"), ("Channel", "PJSIP/1-1"))
+        for _ in range(2):
+            for _ in range(MAX_PINGS_MISSED - 1):
+                h.reactor.advance(20)
+                protocol.dataReceived(event)
+                h.reactor.advance(10.1)
+            h.reactor.advance(20)
+            ping = h.sent(transport)[-1]
+            protocol.dataReceived(
+                reply(
+                    ("Response", "Success"),
+                    ("ActionID", ping["ActionID"]),
+                    ("Ping", "Pong"),
+                )
+            )
+        self.assertFalse(transport.disconnecting)
 
     def test_ping_answered(self) -> None:
         """Answered Pings keep the connection and keep being sent."""
