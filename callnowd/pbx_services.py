@@ -154,7 +154,7 @@ def build_pbx(
         use_application=ast.originate_application,
         ring_timeout=ast.ring_timeout,
     )
-    pbx = AmiPbx(client, dialplan)
+    pbx = AmiPbx(client, dialplan, reactor)
     flow = CallFlow(
         store,
         pbx,

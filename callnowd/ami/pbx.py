@@ -24,6 +24,7 @@ from callnowd.ami.client import (
 )
 from callnowd.ami.codec import AmiEncodingError, Message
 from callnowd.ami.deadlines import DelayQueue
+from callnowd.ami.protocol import DebugThrottle
 from callnowd.background import run_in_background
 from callnowd.calls.flow import CallFlow
 from callnowd.calls.ports import OwnerOutcome, PbxError
@@ -55,14 +56,31 @@ class OwnerDialplan:
     ring_timeout: int = 30
 
 
+#: Seconds between two log events about UserEvents that failed or were not sent.
+NOTIFY_LOG_INTERVAL = 10.0
+
+
 class AmiPbx:
-    """:class:`callnowd.calls.ports.Pbx` over an AMI client."""
+    """:class:`callnowd.calls.ports.Pbx` over an AMI client.
+
+    Args:
+        client: the AMI client.
+        dialplan: where answered owner legs go.
+        clock: paces the log events about lost UserEvents (at most one of each
+            kind per ``NOTIFY_LOG_INTERVAL`` s, with the number left out).
+    """
 
     log = Logger()
 
-    def __init__(self, client: AmiClient, dialplan: OwnerDialplan) -> None:
+    def __init__(
+        self, client: AmiClient, dialplan: OwnerDialplan, clock: IReactorTime
+    ) -> None:
         self._client = client
         self.dialplan = dialplan
+        # An overloaded or absent PBX fails every UserEvent: one log event per
+        # failure would add a traceback's formatting to each transition.
+        self._failed_log = DebugThrottle(clock, NOTIFY_LOG_INTERVAL)
+        self._down_log = DebugThrottle(clock, NOTIFY_LOG_INTERVAL)
 
     async def wait_ready(self, timeout: float) -> bool:
         """See :meth:`callnowd.calls.ports.Pbx.wait_ready`."""
@@ -135,21 +153,34 @@ class AmiPbx:
     def notify(self, fields: Sequence[tuple[str, str]]) -> None:
         """See :meth:`callnowd.calls.ports.Pbx.notify`."""
         if not self._client.connected:
-            self.log.warn(
-                "UserEvent CallNow not sent, AMI is down: {fields}", fields=dict(fields)
-            )
+            suppressed = self._down_log.allow()
+            if suppressed is not None:
+                self.log.warn(
+                    "UserEvent CallNow not sent, AMI is down: {fields}"
+                    " ({suppressed} more not sent since the last report)",
+                    fields=dict(fields),
+                    suppressed=suppressed,
+                )
             return
         # Sent without waiting for the answer (nobody needs it); a failure is
         # still logged, at error level.
         try:
             answer = self._client.post_user_event("CallNow", fields)
         except Exception:
-            self.log.failure("UserEvent CallNow failed", level=LogLevel.error)
+            self._user_event_failed(Failure())
             return
         answer.addErrback(self._user_event_failed)
 
     def _user_event_failed(self, failure: Failure) -> None:
-        self.log.failure("UserEvent CallNow failed", failure, level=LogLevel.error)
+        suppressed = self._failed_log.allow()
+        if suppressed is not None:
+            self.log.failure(
+                "UserEvent CallNow failed ({suppressed} more failed since the last"
+                " report)",
+                failure,
+                level=LogLevel.error,
+                suppressed=suppressed,
+            )
 
 
 class GraceQueue(DelayQueue[str]):

@@ -12,7 +12,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from callnowd.ami.client import AmiActionError
 from callnowd.ami.codec import AmiEncodingError, Message
-from callnowd.ami.pbx import AmiPbx, GraceQueue, OwnerDialplan, watch_calls
+from callnowd.ami.pbx import (
+    NOTIFY_LOG_INTERVAL,
+    AmiPbx,
+    GraceQueue,
+    OwnerDialplan,
+    watch_calls,
+)
 
 
 class GraceQueueTests(SynchronousTestCase):
@@ -153,8 +159,18 @@ class _NotifyClient:
 class NotifyTests(SynchronousTestCase):
     """UserEvents are sent without waiting; failures are logged, never raised."""
 
+    def setUp(self) -> None:
+        self.clock = Clock()
+
     def pbx(self, client: _NotifyClient) -> AmiPbx:
-        return AmiPbx(cast(Any, client), OwnerDialplan(agi_url="agi://x"))
+        return AmiPbx(cast(Any, client), OwnerDialplan(agi_url="agi://x"), self.clock)
+
+    def logged(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        return events
 
     def test_sent_in_order_without_waiting(self) -> None:
         """Each notify sends its UserEvent at once, in call order."""
@@ -175,19 +191,46 @@ class NotifyTests(SynchronousTestCase):
         """An Error answer or a refused header is logged at error level."""
         client = _NotifyClient()
         pbx = self.pbx(client)
-        events: list[dict[str, Any]] = []
-        observer = cast(ILogObserver, events.append)
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        events = self.logged()
         pbx.notify([("State", "failed")])
         client.answers[0].errback(
             AmiActionError(Message.of(("Response", "Error"), ("Message", "no")))
         )
+        self.clock.advance(NOTIFY_LOG_INTERVAL)
         pbx.notify([("Reason", "bad\nvalue")])
         failures = [e for e in events if "log_failure" in e]
         self.assertEqual(len(failures), 2)
         self.assertTrue(all(e["log_level"] is LogLevel.error for e in failures))
+        self.assertEqual([e["suppressed"] for e in failures], [0, 0])
         self.flushLoggedErrors(AmiActionError, AmiEncodingError)
+
+    def test_a_burst_of_failures_is_logged_once_per_interval(self) -> None:
+        """Failing UserEvents (an overloaded PBX) log once per interval, with a count."""
+        client = _NotifyClient()
+        pbx = self.pbx(client)
+        events = self.logged()
+        for _ in range(5):
+            pbx.notify([("State", "failed")])
+            client.answers[-1].errback(TimeoutError("late"))
+        self.clock.advance(NOTIFY_LOG_INTERVAL)
+        pbx.notify([("State", "failed")])
+        client.answers[-1].errback(TimeoutError("late"))
+        failures = [e for e in events if "log_failure" in e]
+        self.assertEqual([e["suppressed"] for e in failures], [0, 4])
+        self.flushLoggedErrors(TimeoutError)
+
+    def test_not_sent_while_down_is_logged_once_per_interval(self) -> None:
+        """During an outage the lost UserEvents are reported once per interval."""
+        client = _NotifyClient(connected=False)
+        pbx = self.pbx(client)
+        events = self.logged()
+        for _ in range(3):
+            pbx.notify([("State", "failed")])
+        self.clock.advance(NOTIFY_LOG_INTERVAL)
+        pbx.notify([("State", "failed")])
+        warnings = [e for e in events if e.get("log_level") is LogLevel.warn]
+        self.assertEqual([e["suppressed"] for e in warnings], [0, 2])
+        self.assertEqual(client.sent, [])
 
     def test_not_sent_while_down(self) -> None:
         """Without a session nothing is sent; a warning says what was lost."""
