@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
@@ -24,6 +25,7 @@ from callnowd.ami.client import (
 )
 from callnowd.ami.codec import AmiEncodingError, Message
 from callnowd.ami.deadlines import DelayQueue
+from callnowd.ami.originate import OriginateResult
 from callnowd.ami.protocol import DebugThrottle
 from callnowd.background import run_in_background
 from callnowd.calls.flow import CallFlow
@@ -54,6 +56,15 @@ class OwnerDialplan:
     priority: int = 1
     use_application: bool = False
     ring_timeout: int = 30
+
+
+def _consume(result: Deferred[OriginateResult]) -> None:
+    """Handle ``result``'s failure: it fails as its ``queued`` did, already reported.
+
+    Left alone, each would be logged as an unhandled error in a Deferred when
+    collected (hundreds at once when a connection drops with calls in flight).
+    """
+    result.addErrback(lambda _: None)
 
 
 #: Seconds between two log events about UserEvents that failed or were not sent.
@@ -126,10 +137,12 @@ class AmiPbx:
         try:
             await handle.queued
         except AmiActionError as e:
+            _consume(handle.result)  # failed the same way
             raise PbxError(Reason.AMI_ERROR, str(e)) from e
         except (AmiConnectionLost, DeferredTimeoutError):
             # The action may or may not have been executed: never resend it; the
             # next reconciliation asks Asterisk whether the channel exists.
+            _consume(handle.result)
             return OwnerOutcome.UNKNOWN
         try:
             result = await handle.result

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from callnowd.ami.client import AmiActionError
+from callnowd.ami.client import AmiActionError, AmiConnectionLost
 from callnowd.ami.codec import AmiEncodingError, Message
+from callnowd.ami.originate import OriginateHandle, OriginateResult
 from callnowd.ami.pbx import (
     NOTIFY_LOG_INTERVAL,
     AmiPbx,
@@ -19,6 +22,8 @@ from callnowd.ami.pbx import (
     OwnerDialplan,
     watch_calls,
 )
+from callnowd.calls.ports import OwnerOutcome, PbxError
+from tests.store.builders import make_extension, make_request
 
 
 class GraceQueueTests(SynchronousTestCase):
@@ -237,3 +242,44 @@ class NotifyTests(SynchronousTestCase):
         client = _NotifyClient(connected=False)
         self.pbx(client).notify([("State", "failed")])
         self.assertEqual(client.sent, [])
+
+
+class _OriginateClient:
+    """Originates whose queueing fails as ``error``, and the result with it."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def originate(self, **_: object) -> OriginateHandle:
+        queued: Deferred[Message] = Deferred()
+        result: Deferred[OriginateResult] = Deferred()
+
+        def not_queued(failure: Failure) -> Failure:
+            result.errback(failure)  # as AmiClient.originate does
+            return failure
+
+        queued.addErrback(not_queued)
+        queued.errback(self.error)
+        return OriginateHandle("a-1", queued, result)
+
+
+class OriginateOwnerTests(SynchronousTestCase):
+    def test_a_failed_queue_leaves_no_unhandled_result(self) -> None:
+        """Connection lost or refused: the result's failure is handled, not left over."""
+        refused = AmiActionError(Message.of(("Response", "Error"), ("Message", "no")))
+        for error in (AmiConnectionLost("gone"), refused):
+            pbx = AmiPbx(
+                cast(Any, _OriginateClient(error)),
+                OwnerDialplan(agi_url="agi://x"),
+                Clock(),
+            )
+            done = Deferred.fromCoroutine(
+                pbx.originate_owner(make_request(), make_extension(), "callnow-x-1")
+            )
+            if error is refused:
+                self.failureResultOf(done, PbxError)
+            else:
+                self.assertIs(self.successResultOf(done), OwnerOutcome.UNKNOWN)
+            del pbx, done
+        gc.collect()
+        self.assertEqual(self.flushLoggedErrors(), [])
