@@ -487,40 +487,46 @@ class KeepaliveAndStopTests(SynchronousTestCase):
         h.reactor.advance(0.2)
         self.assertTrue(transport.disconnecting)
 
+    @staticmethod
+    def miss_ping_amid_traffic(h: Harness, protocol: IProtocol) -> None:
+        """The next Ping goes unanswered while an event arrives."""
+        h.reactor.advance(20)
+        protocol.dataReceived(reply(("Event", "Newchannel"), ("Channel", "PJSIP/1")))
+        h.reactor.advance(10.1)
+
+    @staticmethod
+    def answer_ping(
+        h: Harness, protocol: IProtocol, transport: StringTransport
+    ) -> None:
+        """The next Ping is answered."""
+        h.reactor.advance(20)
+        ping = h.sent(transport)[-1]
+        protocol.dataReceived(
+            reply(
+                ("Response", "Success"),
+                ("ActionID", ping["ActionID"]),
+                ("Ping", "Pong"),
+            )
+        )
+
     def test_ping_late_while_the_pbx_sends_keeps_the_connection(self) -> None:
         """A late Pong amid traffic is overload, not a dead peer: kept, up to a limit."""
         h = Harness(ping_interval=20, ping_timeout=10)
         protocol, transport = h.login()
-        event = reply(("Event", "Newchannel"), ("Channel", "PJSIP/1-1"))
         for missed in range(1, MAX_PINGS_MISSED):
-            h.reactor.advance(20)
-            protocol.dataReceived(event)  # the PBX is talking
-            h.reactor.advance(10.1)
+            self.miss_ping_amid_traffic(h, protocol)
             self.assertFalse(transport.disconnecting, missed)
-        h.reactor.advance(20)
-        protocol.dataReceived(event)
-        h.reactor.advance(10.1)
+        self.miss_ping_amid_traffic(h, protocol)
         self.assertTrue(transport.disconnecting)
 
     def test_an_answered_ping_resets_the_count(self) -> None:
         """Missed Pings count only in a row: a Pong starts the count again."""
         h = Harness(ping_interval=20, ping_timeout=10)
         protocol, transport = h.login()
-        event = reply(("Event", "Newchannel"), ("Channel", "PJSIP/1-1"))
         for _ in range(2):
             for _ in range(MAX_PINGS_MISSED - 1):
-                h.reactor.advance(20)
-                protocol.dataReceived(event)
-                h.reactor.advance(10.1)
-            h.reactor.advance(20)
-            ping = h.sent(transport)[-1]
-            protocol.dataReceived(
-                reply(
-                    ("Response", "Success"),
-                    ("ActionID", ping["ActionID"]),
-                    ("Ping", "Pong"),
-                )
-            )
+                self.miss_ping_amid_traffic(h, protocol)
+            self.answer_ping(h, protocol, transport)
         self.assertFalse(transport.disconnecting)
 
     def test_ping_answered(self) -> None:
@@ -528,15 +534,7 @@ class KeepaliveAndStopTests(SynchronousTestCase):
         h = Harness(ping_interval=20, ping_timeout=10)
         protocol, transport = h.login()
         for _ in range(3):
-            h.reactor.advance(20)
-            ping = h.sent(transport)[-1]
-            protocol.dataReceived(
-                reply(
-                    ("Response", "Success"),
-                    ("ActionID", ping["ActionID"]),
-                    ("Ping", "Pong"),
-                )
-            )
+            self.answer_ping(h, protocol, transport)
         self.assertEqual(len(h.sent(transport)), 3)
         self.assertFalse(transport.disconnecting)
 
