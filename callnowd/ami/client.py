@@ -82,7 +82,8 @@ class AmiSettings:
         events: the Login ``Events:`` mask.
         action_timeout: default seconds to wait for a response.
         ping_interval: seconds between keep-alive ``Ping`` actions.
-        ping_timeout: seconds without a Ping reply before the connection is aborted.
+        ping_timeout: seconds to wait for a Ping reply; the connection is aborted
+            when none came and nothing else either, or at the third in a row.
         initial_delay: first reconnection delay.
         max_delay: largest reconnection delay after connection failures.
         auth_failure_delay: reconnection delay after a refused login.
