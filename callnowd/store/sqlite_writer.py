@@ -15,6 +15,13 @@ when one of its jobs raises is that transaction rolled back and the batch run ag
 with each job in its own savepoint (such a batch costs about one and a half times
 what it did with savepoints alone). Jobs must therefore be re-runnable: they act
 on the database through the cursor only, and each run starts from scratch.
+
+The second run starts a new transaction, so another writer of the file (say
+``callnowctl``) may take the lock in between and the batch wait for it, as any
+batch may at its start; nothing of the first run was kept. Keeping the lock with
+one savepoint around the whole first run was measured and rejected: any open
+savepoint makes SQLite journal every page it changes, which cost as much as the
+savepoints per job (130-148 against 97-108 us per request).
 """
 
 from __future__ import annotations
