@@ -58,7 +58,7 @@ class Checkpointer:
         path: the database file.
         setup: prepares the thread's connection (pragmas), in its thread.
         done: called on the reactor thread after each checkpoint, with the
-            ``sqlite3.Error`` it raised or None.
+            exception it raised (usually an ``sqlite3.Error``) or None.
     """
 
     def __init__(
@@ -66,7 +66,7 @@ class Checkpointer:
         reactor: Any,
         path: Path,
         setup: Callable[[sqlite3.Connection], None],
-        done: Callable[[sqlite3.Error | None], None],
+        done: Callable[[Exception | None], None],
     ) -> None:
         self._reactor = reactor
         self._path = path
@@ -99,7 +99,7 @@ class Checkpointer:
             self._queue.put(False)
             thread.join()
 
-    def _finished(self, error: sqlite3.Error | None) -> None:
+    def _finished(self, error: Exception | None) -> None:
         self.running = False
         self._done(error)
 
@@ -111,17 +111,24 @@ class Checkpointer:
         connection: sqlite3.Connection | None = None
         try:
             while self._queue.get():
-                error: sqlite3.Error | None = None
+                error: Exception | None = None
                 try:
                     if connection is None:
-                        connection = sqlite3.connect(
-                            str(self._path), isolation_level=None
-                        )
-                        self._setup(connection)
+                        connection = self._connect()
                     checkpoint(connection)
-                except sqlite3.Error as e:
+                except Exception as e:  # reported; the next checkpoint tries again
                     error = e
                 self._reactor.callFromThread(self._finished, error)
         finally:
             if connection is not None:
                 connection.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection set up by ``setup``; none is kept when that fails."""
+        connection = sqlite3.connect(str(self._path), isolation_level=None)
+        try:
+            self._setup(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection

@@ -114,6 +114,26 @@ class CheckpointerTests(_Database):
         self.assertIsInstance(outcomes[0], sqlite3.OperationalError)
         self.assertFalse(checkpointer.running)
 
+    async def test_a_failed_setup_is_tried_again(self) -> None:
+        """Any error is reported, the connection is not kept, the next one sets up anew."""
+        self.fill_wal()
+        outcomes: list[object] = []
+        setups: list[int] = []
+
+        def flaky(connection: sqlite3.Connection) -> None:
+            setups.append(len(setups))
+            if len(setups) == 1:
+                raise RuntimeError("not yet")
+            sqlite._setup_connection(connection)
+
+        checkpointer = Checkpointer(reactor, self.path, flaky, outcomes.append)
+        self.addCleanup(checkpointer.stop)
+        await self.run_one(checkpointer, outcomes)
+        await self.run_one(checkpointer, outcomes)
+        self.assertIsInstance(outcomes[0], RuntimeError)
+        self.assertEqual(outcomes[1:], [None])
+        self.assertEqual(setups, [0, 1])
+
 
 class StoreCheckpointTests(_Database):
     """The store checkpoints on that thread every so many writes, never in the pool."""
