@@ -47,6 +47,7 @@ class Harness:
             self.reactor, endpoint, self.settings, jitter=lambda: 0.0
         )
         self.client.startService()
+        self.logged_in_at = 0.0
 
     def attempts(self) -> int:
         return len(self.reactor.tcpClients)
@@ -75,6 +76,7 @@ class Harness:
             )
         )
         assert self.client.connected
+        self.logged_in_at = self.reactor.seconds()  # keep-alive slots count from here
         transport.clear()
         return protocol, transport
 
@@ -488,19 +490,24 @@ class KeepaliveAndStopTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
 
     @staticmethod
-    def miss_ping_amid_traffic(h: Harness, protocol: IProtocol) -> None:
-        """The next Ping goes unanswered while an event arrives."""
-        h.reactor.advance(20)
-        protocol.dataReceived(reply(("Event", "Newchannel"), ("Channel", "PJSIP/1")))
-        h.reactor.advance(10.1)
+    def until_next_ping(h: Harness) -> None:
+        """Advance the clock to the next keep-alive slot (every 20 s from login)."""
+        h.reactor.advance(20 - (h.reactor.seconds() - h.logged_in_at) % 20)
 
-    @staticmethod
+    def miss_ping_amid_traffic(self, h: Harness, protocol: IProtocol) -> None:
+        """The next Ping goes unanswered while an event arrives within its timeout."""
+        self.until_next_ping(h)
+        h.reactor.advance(5)
+        protocol.dataReceived(reply(("Event", "Newchannel"), ("Channel", "PJSIP/1")))
+        h.reactor.advance(5.5)  # past the 10 s timeout, before the next slot
+
     def answer_ping(
-        h: Harness, protocol: IProtocol, transport: StringTransport
+        self, h: Harness, protocol: IProtocol, transport: StringTransport
     ) -> None:
-        """The next Ping is answered."""
-        h.reactor.advance(20)
+        """The next Ping is answered at once."""
+        self.until_next_ping(h)
         ping = h.sent(transport)[-1]
+        self.assertEqual(ping.action, "Ping")
         protocol.dataReceived(
             reply(
                 ("Response", "Success"),
