@@ -11,9 +11,15 @@ a refusal whose reason is :attr:`Reason.UNAVAILABLE`. While down, a request (or 
 ``retry_interval`` seconds; the first that succeeds switches back to Redis and
 logs it at info level.
 
+Blocks the in-process store made during an outage stay in force after it: while
+Redis answers, a request whose key holds such a block is refused before Redis is
+asked (no lookup at all while there are none); ``callnowctl blocks`` lists and
+lifts them with Redis's.
+
 What the fallback cannot do: blocks and counts kept in Redis are not visible to
-the in-process store during the outage, and what the in-process store counted is
-not copied to Redis afterwards. Operators who cannot accept that choose refuse.
+the in-process store during the outage; what the in-process store counted, and
+its blocks, are not copied to Redis afterwards, so other daemons do not see
+them. Operators who cannot accept that choose refuse.
 """
 
 from __future__ import annotations
@@ -106,6 +112,9 @@ class FallbackRateLimitStore:
     async def evaluate(self, plan: Plan, now: float) -> Outcome:
         """See :meth:`RateLimitStore.evaluate`; never raises for a Redis outage."""
         if not self._down:
+            held = self._secondary.blocked(plan, now)
+            if held is not None:  # blocked in process during an outage
+                return Outcome(held)
             try:
                 return await self._primary.evaluate(plan, now)
             except CancelledError:

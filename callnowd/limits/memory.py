@@ -119,6 +119,17 @@ class MemoryRateLimitStore:
                     new_blocks.append(block)
         return Outcome(verdict, tuple(new_blocks))
 
+    def blocked(self, plan: Plan, now: float) -> Verdict | None:
+        """The refusal for ``plan`` if one of its keys is blocked here, else None.
+
+        Counts nothing: for a store that evaluates elsewhere and honours the
+        blocks kept here (:class:`callnowd.limits.fallback.FallbackRateLimitStore`
+        after an outage).
+        """
+        if not self._blocks:
+            return None
+        return self._blocked(plan.identities(), to_us(now))
+
     def _blocked(self, keys: list[LimitKey], now_us: int) -> Verdict | None:
         found: list[tuple[LimitKey, int]] = []
         for key in keys:

@@ -24,7 +24,7 @@ from callnowd.limits.ratelimit import (
     StoreUnavailable,
 )
 from callnowd.limits.settings import LimitSettings
-from tests.limits.contract import T0, bucket
+from tests.limits.contract import DEST, ESCALATION, IP, T0, bucket
 from tests.limits.test_limiter import SECRET, run
 from tests.redis_server import SKIP_REASON, RedisServer
 
@@ -96,6 +96,36 @@ class FallbackTests(SynchronousTestCase):
         self.assertTrue(run(store.evaluate(plan, T0)).verdict.allowed)
         self.assertFalse(run(store.evaluate(plan, T0)).verdict.allowed)
         self.assertEqual(store.outages, 1)
+
+    def test_blocks_made_during_an_outage_hold_after_it(self) -> None:
+        """A key blocked in process while Redis was down stays refused once it is back."""
+        store = self.store()
+        check = bucket(IP, limit=1, period=10)
+        self.primary.down = True
+        with capturedLogs():
+            outcomes = [
+                run(store.evaluate(Plan((check,), ESCALATION), T0)) for _ in range(4)
+            ]
+        (block,) = outcomes[-1].new_blocks
+        self.assertEqual((block.key, block.until), (IP.name, T0 + 100))
+        self.primary.down = False
+        with capturedLogs():
+            self.clock.advance(1.0)
+            self.assertEqual(store.status(), LimiterState.REDIS_OK)
+        calls = self.primary.calls
+        verdict = run(store.evaluate(Plan((check,), ESCALATION), T0 + 50)).verdict
+        self.assertEqual((verdict.allowed, verdict.reason), (False, Reason.BLOCKED))
+        self.assertEqual(verdict.retry_after, 50.0)
+        self.assertEqual(self.primary.calls, calls)  # refused before Redis
+        # Other keys go to Redis as usual; the block ends when it expires or is lifted.
+        self.assertTrue(
+            run(store.evaluate(Plan((bucket(DEST),)), T0 + 50)).verdict.allowed
+        )
+        self.assertEqual(self.primary.calls, calls + 1)
+        self.assertTrue(run(store.lift(IP)))
+        self.assertTrue(
+            run(store.evaluate(Plan((check,), ESCALATION), T0 + 50)).verdict.allowed
+        )
 
     def test_cancelled_check_is_not_an_outage(self) -> None:
         """A check cancelled because the visitor left keeps Redis in use."""
@@ -195,6 +225,28 @@ class LiveFallbackTests(TestCase):
         ]
         self.assertEqual([v.allowed for v in verdicts], [True, True, False])
         self.assertIn(b"callnow:rl:ip:", self.server.command("KEYS", "callnow:rl:ip:*"))
+
+    async def test_block_made_during_the_outage_holds_after_it(self) -> None:
+        """An IP blocked in process while Redis was dead is still refused once it is back."""
+        limiter = self.limiter(ip_limit=1, escalate_after=1)
+        self.server.kill()
+        with capturedLogs():
+            verdicts = [
+                await limiter.check("192.0.2.1", "l", f"+1212555{n:04}", T0)
+                for n in range(4)
+            ]
+        self.assertEqual(verdicts[-1].reason, Reason.BLOCKED)
+        self.server.start()
+        for _ in range(200):
+            if limiter.status() is LimiterState.REDIS_OK:
+                break
+            await self.sleep(0.05)
+        self.assertEqual(limiter.status(), LimiterState.REDIS_OK)
+        # The restarted server starts empty, yet the block holds.
+        verdict = await limiter.check("192.0.2.1", "l", "+12125559999", T0 + 60)
+        self.assertEqual((verdict.allowed, verdict.reason), (False, Reason.BLOCKED))
+        other = await limiter.check("192.0.2.2", "l", "+12125559998", T0 + 60)
+        self.assertTrue(other.allowed)
 
     async def test_refuse_when_redis_is_down(self) -> None:
         """Fail-closed: with Redis gone every request is refused as unavailable."""
