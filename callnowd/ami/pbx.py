@@ -71,6 +71,38 @@ def _consume(result: Deferred[OriginateResult]) -> None:
 NOTIFY_LOG_INTERVAL = 10.0
 
 
+class _PacedLog:
+    """One log event per interval; what was left out is summed up at its end.
+
+    ``allow`` answers as :class:`DebugThrottle` does. The first event left out
+    schedules a summary one interval later, which reports (through ``summary``)
+    how many were left out and not yet counted by an event let through since,
+    so the count of a burst that then stops is never lost.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, interval: float, summary: Callable[[int], None]
+    ) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._summary = summary
+        self._throttle = DebugThrottle(clock, interval)
+        self._pending = False
+
+    def allow(self) -> int | None:
+        suppressed = self._throttle.allow()
+        if suppressed is None and not self._pending:
+            self._pending = True
+            self._clock.callLater(self._interval, self._report)
+        return suppressed
+
+    def _report(self) -> None:
+        self._pending = False
+        count = self._throttle.take_suppressed()
+        if count:
+            self._summary(count)
+
+
 class AmiPbx:
     """:class:`callnowd.calls.ports.Pbx` over an AMI client.
 
@@ -90,8 +122,8 @@ class AmiPbx:
         self.dialplan = dialplan
         # An overloaded or absent PBX fails every UserEvent: one log event per
         # failure would add a traceback's formatting to each transition.
-        self._failed_log = DebugThrottle(clock, NOTIFY_LOG_INTERVAL)
-        self._down_log = DebugThrottle(clock, NOTIFY_LOG_INTERVAL)
+        self._failed_log = _PacedLog(clock, NOTIFY_LOG_INTERVAL, self._more_failed)
+        self._down_log = _PacedLog(clock, NOTIFY_LOG_INTERVAL, self._more_not_sent)
 
     async def wait_ready(self, timeout: float) -> bool:
         """See :meth:`callnowd.calls.ports.Pbx.wait_ready`."""
@@ -194,6 +226,19 @@ class AmiPbx:
                 level=LogLevel.error,
                 suppressed=suppressed,
             )
+
+    def _more_failed(self, count: int) -> None:
+        self.log.error(
+            "UserEvent CallNow: {suppressed} more failed since the last report",
+            suppressed=count,
+        )
+
+    def _more_not_sent(self, count: int) -> None:
+        self.log.warn(
+            "UserEvent CallNow: {suppressed} more not sent (AMI down) since the"
+            " last report",
+            suppressed=count,
+        )
 
 
 class GraceQueue(DelayQueue[str]):

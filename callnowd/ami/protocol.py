@@ -108,6 +108,11 @@ class DebugThrottle:
         suppressed, self._suppressed = self._suppressed, 0
         return suppressed
 
+    def take_suppressed(self) -> int:
+        """How many were left out since the last event let through; forget them."""
+        suppressed, self._suppressed = self._suppressed, 0
+        return suppressed
+
 
 class SessionOwner(TypingProtocol):
     """What an :class:`AmiProtocol` reports to the long-lived client."""

@@ -216,11 +216,48 @@ class NotifyTests(SynchronousTestCase):
         for _ in range(5):
             pbx.notify([("State", "failed")])
             client.answers[-1].errback(TimeoutError("late"))
-        self.clock.advance(NOTIFY_LOG_INTERVAL)
+        self.clock.advance(NOTIFY_LOG_INTERVAL)  # the summary of the 4 left out
         pbx.notify([("State", "failed")])
         client.answers[-1].errback(TimeoutError("late"))
-        failures = [e for e in events if "log_failure" in e]
-        self.assertEqual([e["suppressed"] for e in failures], [0, 4])
+        self.assertEqual(
+            [("log_failure" in e, e["suppressed"]) for e in events],
+            [(True, 0), (False, 4), (True, 0)],
+        )
+        self.flushLoggedErrors(TimeoutError)
+
+    def test_left_out_failures_are_counted_once(self) -> None:
+        """An event let through counts what was left out; the summary then has none."""
+        client = _NotifyClient()
+        pbx = self.pbx(client)
+        events = self.logged()
+        clock = self.clock
+        pbx.notify([("State", "failed")])
+        client.answers[-1].errback(TimeoutError("late"))
+        clock.advance(NOTIFY_LOG_INTERVAL / 2)
+        pbx.notify([("State", "failed")])  # left out; its summary is due at 1.5 x
+        client.answers[-1].errback(TimeoutError("late"))
+        clock.advance(NOTIFY_LOG_INTERVAL / 2)
+        pbx.notify([("State", "failed")])  # let through, counting the one before
+        client.answers[-1].errback(TimeoutError("late"))
+        clock.advance(NOTIFY_LOG_INTERVAL)
+        self.assertEqual([e["suppressed"] for e in events], [0, 1])
+        self.flushLoggedErrors(TimeoutError)
+
+    def test_the_count_of_a_burst_that_stops_is_reported(self) -> None:
+        """Failures left out and never followed by another are summed up later."""
+        client = _NotifyClient()
+        pbx = self.pbx(client)
+        events = self.logged()
+        for _ in range(3):
+            pbx.notify([("State", "failed")])
+            client.answers[-1].errback(TimeoutError("late"))
+        self.clock.advance(NOTIFY_LOG_INTERVAL)
+        self.assertEqual(
+            [(e["log_level"], e["suppressed"]) for e in events],
+            [(LogLevel.error, 0), (LogLevel.error, 2)],
+        )
+        self.assertIn("more failed", events[1]["log_format"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
         self.flushLoggedErrors(TimeoutError)
 
     def test_not_sent_while_down_is_logged_once_per_interval(self) -> None:
@@ -230,10 +267,14 @@ class NotifyTests(SynchronousTestCase):
         events = self.logged()
         for _ in range(3):
             pbx.notify([("State", "failed")])
+        self.clock.advance(NOTIFY_LOG_INTERVAL - 1)
+        pbx.notify([("State", "failed")])  # still quiet: left out too
+        self.clock.advance(1)  # the summary: 3 left out
         self.clock.advance(NOTIFY_LOG_INTERVAL)
         pbx.notify([("State", "failed")])
         warnings = [e for e in events if e.get("log_level") is LogLevel.warn]
-        self.assertEqual([e["suppressed"] for e in warnings], [0, 2])
+        self.assertEqual([e["suppressed"] for e in warnings], [0, 3, 0])
+        self.assertIn("more not sent", warnings[1]["log_format"])
         self.assertEqual(client.sent, [])
 
     def test_not_sent_while_down(self) -> None:
