@@ -14,18 +14,19 @@ logs it at info level.
 Blocks the in-process store made during an outage stay in force after it: while
 Redis answers, a request whose key holds such a block is refused before Redis is
 asked (no lookup at all while there are none); ``callnowctl blocks`` lists and
-lifts them with Redis's.
+lifts them with Redis's. When Redis is back they are also copied to it (unless
+the key is blocked there already), so the other daemons refuse them too.
 
 What the fallback cannot do: blocks and counts kept in Redis are not visible to
 the in-process store during the outage; what the in-process store counted, and
-its blocks, are not copied to Redis afterwards, so other daemons do not see
-them. Operators who cannot accept that choose refuse.
+the strikes behind its blocks, are not copied to Redis afterwards. Operators who
+cannot accept that choose refuse.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -94,6 +95,7 @@ class FallbackRateLimitStore:
         self._down = False
         self._last_probe = 0.0
         self._probe: Deferred[object] | None = None
+        self._sharing: Deferred[object] | None = None
         self.outages = 0
 
     @property
@@ -154,6 +156,12 @@ class FallbackRateLimitStore:
         shared = await self._guarded(self._primary.lift(key))
         return local or shared
 
+    async def adopt_blocks(self, blocks: Sequence[BlockInfo], now: float) -> int:
+        """See :meth:`RateLimitStore.adopt_blocks`: into Redis, or in process while it is down."""
+        if self._down:
+            return await self._secondary.adopt_blocks(blocks, now)
+        return await self._guarded(self._primary.adopt_blocks(blocks, now))
+
     async def ping(self) -> None:
         """Ping the primary (and switch back to it when it answers)."""
         await self._guarded(self._primary.ping())
@@ -169,9 +177,10 @@ class FallbackRateLimitStore:
         return True
 
     async def close(self) -> None:
-        """Wait for a background ping in flight (bounded by the primary's timeout)."""
-        if self._probe is not None:
-            await self._probe
+        """Wait for a background ping or block copy (bounded by the primary's timeout)."""
+        for pending in (self._probe, self._sharing):
+            if pending is not None and not pending.called:
+                await pending
 
     async def _guarded(self, coro: Coroutine[Any, Any, _T]) -> _T:
         try:
@@ -199,6 +208,25 @@ class FallbackRateLimitStore:
             return
         self._down = False
         self.log.info("Redis is reachable again; rate limits are kept in Redis")
+        self._sharing = run_in_background(
+            self.log, "copying outage blocks to Redis", self._share_blocks()
+        )
+
+    async def _share_blocks(self) -> None:
+        """Copy the blocks made in process to Redis (they stay in force here)."""
+        now = self._clock.seconds()
+        blocks = await self._secondary.list_blocks(now)
+        if not blocks:
+            return
+        try:
+            added = await self._guarded(self._primary.adopt_blocks(blocks, now))
+        except StoreUnavailable:
+            return  # down again (logged); still enforced in process
+        self.log.info(
+            "Copied {added} of {count} block(s) made during the Redis outage to Redis",
+            added=added,
+            count=len(blocks),
+        )
 
     def _maybe_probe(self) -> None:
         if self._probe is not None:

@@ -19,6 +19,7 @@ follows the active keys.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from operator import itemgetter
 
 import attrs
@@ -217,6 +218,24 @@ class MemoryRateLimitStore:
         self._strikes.pop(key, None)
         self._denials.pop(key.name, None)
         return self._blocks.pop(key, None) is not None
+
+    async def adopt_blocks(self, blocks: Sequence[BlockInfo], now: float) -> int:
+        """See :meth:`RateLimitStore.adopt_blocks`."""
+        now_us = to_us(now)
+        added = 0
+        for info in blocks:
+            until_us = -1 if info.until is None else to_us(info.until)
+            if 0 <= until_us <= now_us:
+                continue
+            key = LimitKey.parse(info.key)
+            held = self._blocks.get(key)
+            if held is not None and (held.until_us < 0 or held.until_us > now_us):
+                continue
+            self._blocks[key] = _Block(
+                info.reason, to_us(info.since), until_us, info.strikes
+            )
+            added += 1
+        return added
 
     async def ping(self) -> None:
         """Always succeeds: this process is up."""

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import math
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
@@ -407,6 +408,22 @@ class RateLimitStore(Protocol):
 
         Returns:
             True when a block was removed.
+
+        Raises:
+            StoreUnavailable: the store cannot answer now.
+        """
+        ...
+
+    async def adopt_blocks(self, blocks: Sequence[BlockInfo], now: float) -> int:
+        """Record ``blocks`` made by another store (during an outage, say).
+
+        A block is recorded as it is (reason, since, until, strikes) unless it
+        has ended by ``now`` or its key is blocked here already. The strikes
+        behind a block are not copied: a later block of the key here counts its
+        strikes from this store's own memory.
+
+        Returns:
+            How many blocks were recorded.
 
         Raises:
             StoreUnavailable: the store cannot answer now.

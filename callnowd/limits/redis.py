@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import txredisapi
@@ -50,7 +51,7 @@ from callnowd.limits.ratelimit import (
     to_us,
     us_to_s,
 )
-from callnowd.limits.redis_script import GCRA_SCRIPT
+from callnowd.limits.redis_script import ADOPT_BLOCKS_SCRIPT, GCRA_SCRIPT
 from callnowd.limits.settings import RedisAddress
 
 log = Logger()
@@ -329,6 +330,29 @@ class RedisRateLimitStore:
             "delete", self._redis.delete(self._key("block", k, d))
         )
         return int(removed) > 0
+
+    async def adopt_blocks(self, blocks: Sequence[BlockInfo], now: float) -> int:
+        """See :meth:`RateLimitStore.adopt_blocks` (in Redis time with server_time)."""
+        if not blocks:
+            return 0
+        keys: list[str] = []
+        args: list[str] = ["-1" if self._server_time else str(to_us(now))]
+        for info in blocks:
+            key = LimitKey.parse(info.key)
+            keys.append(self._key("block", key.kind.value, key.digest))
+            until = -1 if info.until is None else to_us(info.until)
+            args += [
+                key.kind.value,
+                key.digest,
+                info.reason.value,
+                str(to_us(info.since)),
+                str(until),
+                str(info.strikes),
+            ]
+        added = await self._call(
+            "adopt blocks", self._redis.eval(ADOPT_BLOCKS_SCRIPT, keys, args)
+        )
+        return int(added)
 
     async def ping(self) -> None:
         """See :meth:`RateLimitStore.ping`."""

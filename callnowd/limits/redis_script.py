@@ -171,3 +171,38 @@ if ARGV[4] == '1' then
 end
 return out
 """
+
+# Records blocks made by another store (RateLimitStore.adopt_blocks), in the
+# block hashes GCRA_SCRIPT writes and reads. KEYS: one block hash per block.
+# ARGV: now (microseconds, or -1 for Redis TIME), then per block: kind, digest,
+# reason, since_us, until_us (-1: permanent), strikes. A block that has ended, or
+# whose key is blocked already, is skipped. Returns how many were recorded.
+ADOPT_BLOCKS_SCRIPT = """
+local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local added = 0
+for i = 1, #KEYS do
+  local o = 1 + (i - 1) * 6
+  local untl = tonumber(ARGV[o + 5])
+  if untl < 0 or untl > now then
+    local u = redis.call('HGET', KEYS[i], 'until')
+    local held = u and (tonumber(u) < 0 or tonumber(u) > now)
+    if not held then
+      redis.call('HSET', KEYS[i], 'kind', ARGV[o + 1], 'digest', ARGV[o + 2],
+        'reason', ARGV[o + 3], 'since', ARGV[o + 4], 'until', ARGV[o + 5],
+        'strikes', ARGV[o + 6])
+      if untl >= 0 then
+        redis.call('PEXPIRE', KEYS[i],
+          string.format('%.0f', math.max(1, math.ceil((untl - now) / 1000))))
+      else
+        redis.call('PERSIST', KEYS[i])
+      end
+      added = added + 1
+    end
+  end
+end
+return added
+"""

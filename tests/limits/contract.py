@@ -74,6 +74,31 @@ class RateLimitStoreContract(ABC, _Base):
             self.store = self.make_store()
         return self.store
 
+    async def test_adopted_blocks_refuse_and_never_replace(self) -> None:
+        """Blocks made elsewhere are recorded as they are, unless ended or held here."""
+        store = self.make_store_once()
+        temporary = BlockInfo(IP.name, KeyKind.IP, Reason.IP, T0, T0 + 100, 1)
+        permanent = BlockInfo(
+            DEST.name, KeyKind.DESTINATION, Reason.DESTINATION_SHORT, T0, None, 2
+        )
+        ended = BlockInfo(LINK.name, KeyKind.LINK, Reason.LINK, T0 - 200, T0 - 100, 1)
+        added = await store.adopt_blocks([temporary, permanent, ended], T0 + 10)
+        self.assertEqual(added, 2)
+        listed = await store.list_blocks(T0 + 10)
+        self.assertEqual(
+            sorted(listed, key=lambda b: b.key),
+            sorted([temporary, permanent], key=lambda b: b.key),
+        )
+        verdict = (await self.take(T0 + 10, bucket(IP))).verdict
+        self.assertEqual((verdict.reason, verdict.retry_after), (Reason.BLOCKED, 90.0))
+        verdict = (await self.take(T0 + 10, bucket(DEST))).verdict
+        self.assertEqual((verdict.reason, verdict.retry_after), (Reason.BLOCKED, None))
+        self.assertTrue((await self.take(T0 + 10, bucket(LINK))).verdict.allowed)
+        # Blocked here already: that block stays as it is.
+        longer = BlockInfo(IP.name, KeyKind.IP, Reason.IP, T0 + 5, T0 + 500, 1)
+        self.assertEqual(await store.adopt_blocks([longer], T0 + 10), 0)
+        self.assertTrue((await self.take(T0 + 100, bucket(IP))).verdict.allowed)
+
     async def test_burst_then_deny(self) -> None:
         """After `limit` takes at one instant the next is denied with its retry_after."""
         for _ in range(3):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -53,6 +55,10 @@ class FlakyStore(MemoryRateLimitStore):
     async def lift(self, key: LimitKey) -> bool:
         self._fail()
         return await super().lift(key)
+
+    async def adopt_blocks(self, blocks: Sequence[BlockInfo], now: float) -> int:
+        self._fail()
+        return await super().adopt_blocks(blocks, now)
 
     async def ping(self) -> None:
         self._fail()
@@ -112,6 +118,9 @@ class FallbackTests(SynchronousTestCase):
         with capturedLogs():
             self.clock.advance(1.0)
             self.assertEqual(store.status(), LimiterState.REDIS_OK)
+        # Copied to Redis, for the other daemons (with their since and until).
+        (shared,) = run(self.primary.list_blocks(T0 + 50))
+        self.assertEqual(shared, block)
         calls = self.primary.calls
         verdict = run(store.evaluate(Plan((check,), ESCALATION), T0 + 50)).verdict
         self.assertEqual((verdict.allowed, verdict.reason), (False, Reason.BLOCKED))
@@ -229,10 +238,11 @@ class LiveFallbackTests(TestCase):
     async def test_block_made_during_the_outage_holds_after_it(self) -> None:
         """An IP blocked in process while Redis was dead is still refused once it is back."""
         limiter = self.limiter(ip_limit=1, escalate_after=1)
+        now = time.time()  # the copy to Redis compares with the daemon's clock
         self.server.kill()
         with capturedLogs():
             verdicts = [
-                await limiter.check("192.0.2.1", "l", f"+1212555{n:04}", T0)
+                await limiter.check("192.0.2.1", "l", f"+1212555{n:04}", now)
                 for n in range(4)
             ]
         self.assertEqual(verdicts[-1].reason, Reason.BLOCKED)
@@ -242,10 +252,17 @@ class LiveFallbackTests(TestCase):
                 break
             await self.sleep(0.05)
         self.assertEqual(limiter.status(), LimiterState.REDIS_OK)
-        # The restarted server starts empty, yet the block holds.
-        verdict = await limiter.check("192.0.2.1", "l", "+12125559999", T0 + 60)
+        # The restarted server started empty: the block is copied to it.
+        for _ in range(100):
+            keys = self.server.command("KEYS", "callnow:rl:block:*")
+            if b"callnow:rl:block:ip:" in keys:
+                break
+            await self.sleep(0.05)
+        self.assertTrue(keys.startswith(b"*1\r\n"), keys)  # one block key
+        self.assertIn(b"callnow:rl:block:ip:", keys)
+        verdict = await limiter.check("192.0.2.1", "l", "+12125559999", now + 60)
         self.assertEqual((verdict.allowed, verdict.reason), (False, Reason.BLOCKED))
-        other = await limiter.check("192.0.2.2", "l", "+12125559998", T0 + 60)
+        other = await limiter.check("192.0.2.2", "l", "+12125559998", now + 60)
         self.assertTrue(other.allowed)
 
     async def test_refuse_when_redis_is_down(self) -> None:
