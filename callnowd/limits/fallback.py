@@ -11,11 +11,14 @@ a refusal whose reason is :attr:`Reason.UNAVAILABLE`. While down, a request (or 
 ``retry_interval`` seconds; the first that succeeds switches back to Redis and
 logs it at info level.
 
-Blocks the in-process store made during an outage stay in force after it: while
-Redis answers, a request whose key holds such a block is refused before Redis is
-asked (no lookup at all while there are none); ``callnowctl blocks`` lists and
-lifts them with Redis's. When Redis is back they are also copied to it (unless
-the key is blocked there already), so the other daemons refuse them too.
+Blocks the in-process store made during an outage stay in force after it. When
+Redis answers again they are copied to it in the background (unless the key is
+blocked there already) and then dropped here: from then on Redis refuses them,
+for every daemon, and ``callnowctl blocks lift`` lifts them there. Until the
+copy has succeeded (it is tried again after each outage), a request whose key
+holds such a block is refused here before Redis is asked (no lookup at all
+while there are none). A failed copy is logged, and tried again after the next
+outage.
 
 What the fallback cannot do: blocks and counts kept in Redis are not visible to
 the in-process store during the outage; what the in-process store counted, and
@@ -219,9 +222,21 @@ class FallbackRateLimitStore:
         if not blocks:
             return
         try:
-            added = await self._guarded(self._primary.adopt_blocks(blocks, now))
-        except StoreUnavailable:
-            return  # down again (logged); still enforced in process
+            added = await self._primary.adopt_blocks(blocks, now)
+        except CancelledError:
+            raise
+        except Exception as e:  # evaluations find out themselves if Redis is gone
+            self.log.warn(
+                "Could not copy {count} block(s) made during the Redis outage to"
+                " Redis ({error}); this daemon alone enforces them",
+                count=len(blocks),
+                error=str(e),
+            )
+            return
+        # Redis holds them now (or a block of its own for the same key): lifting
+        # there must be enough, so none is left to refuse here.
+        for block in blocks:
+            await self._secondary.lift(LimitKey.parse(block.key))
         self.log.info(
             "Copied {added} of {count} block(s) made during the Redis outage to Redis",
             added=added,

@@ -118,23 +118,48 @@ class FallbackTests(SynchronousTestCase):
         with capturedLogs():
             self.clock.advance(1.0)
             self.assertEqual(store.status(), LimiterState.REDIS_OK)
-        # Copied to Redis, for the other daemons (with their since and until).
+        # Copied to Redis, for the other daemons (with their since and until),
+        # and refused by it; nothing is left in process.
         (shared,) = run(self.primary.list_blocks(T0 + 50))
         self.assertEqual(shared, block)
-        calls = self.primary.calls
+        self.assertEqual(run(self.secondary.list_blocks(T0 + 50)), [])
         verdict = run(store.evaluate(Plan((check,), ESCALATION), T0 + 50)).verdict
         self.assertEqual((verdict.allowed, verdict.reason), (False, Reason.BLOCKED))
         self.assertEqual(verdict.retry_after, 50.0)
-        self.assertEqual(self.primary.calls, calls)  # refused before Redis
         # Other keys go to Redis as usual; the block ends when it expires or is lifted.
+        calls = self.primary.calls
         self.assertTrue(
             run(store.evaluate(Plan((bucket(DEST),)), T0 + 50)).verdict.allowed
         )
         self.assertEqual(self.primary.calls, calls + 1)
-        self.assertTrue(run(store.lift(IP)))
+        self.assertTrue(run(self.primary.lift(IP)))  # as callnowctl does in Redis
         self.assertTrue(
             run(store.evaluate(Plan((check,), ESCALATION), T0 + 50)).verdict.allowed
         )
+
+    def test_blocks_not_yet_copied_are_refused_here(self) -> None:
+        """If the copy to Redis fails, the daemon still refuses the block, before Redis."""
+        store = self.store()
+        check = bucket(IP, limit=1, period=10)
+        self.primary.down = True
+        with capturedLogs():
+            for _ in range(4):
+                run(store.evaluate(Plan((check,), ESCALATION), T0))
+
+        async def unreachable(blocks: Sequence[BlockInfo], now: float) -> int:
+            raise StoreUnavailable("Redis adopt blocks timed out after 0.25s")
+
+        self.primary.adopt_blocks = unreachable  # type: ignore[method-assign]
+        self.primary.down = False
+        with capturedLogs() as events:
+            self.clock.advance(1.0)
+            self.assertEqual(store.status(), LimiterState.REDIS_OK)  # a ping answered
+        self.assertIn("Could not copy", events[-1]["log_format"])
+        self.assertEqual(run(self.primary.list_blocks(T0 + 50)), [])
+        calls = self.primary.calls
+        verdict = run(store.evaluate(Plan((check,), ESCALATION), T0 + 50)).verdict
+        self.assertEqual((verdict.allowed, verdict.reason), (False, Reason.BLOCKED))
+        self.assertEqual(self.primary.calls, calls)  # refused before Redis
 
     def test_cancelled_check_is_not_an_outage(self) -> None:
         """A check cancelled because the visitor left keeps Redis in use."""
