@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import phonenumbers
 from hypothesis import given
@@ -237,17 +238,23 @@ class ExtensionAllowTests(SynchronousTestCase):
 _SAMPLE_REGIONS = ("US", "CA", "JM", "DO", "VG", "GB", "FR", "DE")
 
 
-def _examples() -> list[str]:
-    numbers = []
-    for region in _SAMPLE_REGIONS:
+def _library_examples(regions: Iterable[str]) -> list[phonenumbers.PhoneNumber]:
+    """Phonenumbers' example of every type of ``regions``, and of every non-geo code."""
+    examples = []
+    for region in regions:
         for number_type in TYPE_BY_NAME.values():
             example = phonenumbers.example_number_for_type(region, number_type)
             if example is not None:
-                numbers.append(example)
+                examples.append(example)
     for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
         example = phonenumbers.example_number_for_non_geo_entity(code)
         if example is not None:
-            numbers.append(example)
+            examples.append(example)
+    return examples
+
+
+def _examples() -> list[str]:
+    numbers = _library_examples(_SAMPLE_REGIONS)
     e164 = phonenumbers.PhoneNumberFormat.E164
     return sorted({phonenumbers.format_number(n, e164) for n in numbers})
 
@@ -382,18 +389,8 @@ class DestinationPropertyTests(SynchronousTestCase):
 
 def _example_numbers() -> list[phonenumbers.PhoneNumber]:
     """Examples of every type of every region and code, and their neighbours."""
-    examples = []
-    for region in phonenumbers.SUPPORTED_REGIONS:
-        for number_type in TYPE_BY_NAME.values():
-            example = phonenumbers.example_number_for_type(region, number_type)
-            if example is not None:
-                examples.append(example)
-    for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
-        example = phonenumbers.example_number_for_non_geo_entity(code)
-        if example is not None:
-            examples.append(example)
     numbers = []
-    for example in examples:
+    for example in _library_examples(phonenumbers.SUPPORTED_REGIONS):
         national = example.national_number or 0
         for other in (national, national + 7, national // 10, national * 10 + 3):
             numbers.append(

@@ -228,6 +228,15 @@ class LiveFallbackTests(TestCase):
     async def sleep(self, seconds: float) -> None:
         await deferLater(reactor, seconds, lambda: None)
 
+    async def restart_redis(self, limiter: Limiter) -> None:
+        """Start the killed server again; wait until ``limiter`` uses it."""
+        self.server.start()
+        for _ in range(200):
+            if limiter.status() is LimiterState.REDIS_OK:
+                break
+            await self.sleep(0.05)
+        self.assertEqual(limiter.status(), LimiterState.REDIS_OK)
+
     async def test_redis_killed_then_back(self) -> None:
         """Killed Redis: answers in process within the timeout; restarted: back to Redis."""
         limiter = self.limiter(ip_limit=2)
@@ -247,12 +256,7 @@ class LiveFallbackTests(TestCase):
         self.assertEqual(
             len([e for e in events if "unreachable" in e["log_format"]]), 1
         )
-        self.server.start()
-        for _ in range(200):
-            if limiter.status() is LimiterState.REDIS_OK:
-                break
-            await self.sleep(0.05)
-        self.assertEqual(limiter.status(), LimiterState.REDIS_OK)
+        await self.restart_redis(limiter)
         # The restarted server (no persistence) starts empty: 2 permits, in Redis.
         verdicts = [
             await limiter.check("192.0.2.1", "l", "+12125551234", T0) for _ in range(3)
@@ -271,12 +275,7 @@ class LiveFallbackTests(TestCase):
                 for n in range(4)
             ]
         self.assertEqual(verdicts[-1].reason, Reason.BLOCKED)
-        self.server.start()
-        for _ in range(200):
-            if limiter.status() is LimiterState.REDIS_OK:
-                break
-            await self.sleep(0.05)
-        self.assertEqual(limiter.status(), LimiterState.REDIS_OK)
+        await self.restart_redis(limiter)
         # The restarted server started empty: the block is copied to it.
         for _ in range(100):
             keys = self.server.command("KEYS", "callnow:rl:block:*")
