@@ -65,16 +65,25 @@ class DelayQueue(Generic[T]):
         self._firing = False
 
     def _push(self, item: T) -> None:
+        # Finished ones leave from the front as new ones come, so the queue
+        # holds about what is in flight and the timer never sweeps a backlog.
+        self._drop_done()
+        self._due.append((self._clock.seconds() + self._delay, item))
+        if self._timer is None and not self._firing:
+            self._timer = self._clock.callLater(self._delay, self._fire)
+
+    def _drop_done(self) -> None:
         due = self._due
         done = self._done
         if done is not None:
-            # Finished ones leave from the front as new ones come, so the queue
-            # holds about what is in flight and the timer never sweeps a backlog.
             while due and done(due[0][1]):
                 due.popleft()
-        due.append((self._clock.seconds() + self._delay, item))
-        if self._timer is None and not self._firing:
-            self._timer = self._clock.callLater(self._delay, self._fire)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
 
     def __len__(self) -> int:
         """Entries kept (waiting ones and finished ones not yet dropped)."""
@@ -82,23 +91,14 @@ class DelayQueue(Generic[T]):
 
     def prune(self) -> None:
         """Drop finished entries from the front; stop the timer when none is left."""
-        due = self._due
-        done = self._done
-        if done is not None:
-            while due and done(due[0][1]):
-                due.popleft()
-        if not due and self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
+        self._drop_done()
+        if not self._due:
+            self._cancel_timer()
 
     def stop(self) -> None:
         """Forget every entry and stop the timer (nothing runs afterwards)."""
         self._due.clear()
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
 
     def _fire(self) -> None:
         self._timer = None
