@@ -44,8 +44,8 @@ from callnowd.ami.protocol import (
     AmiConnectionLost,
     AmiNotConnected,
     AmiProtocol,
-    DebugThrottle,
     ListResult,
+    LogThrottle,
 )
 
 __all__ = [
@@ -128,7 +128,7 @@ class AmiClient(Service):
         self._endpoint_name = str(endpoint)
         self.instance_id = settings.instance_id or secrets.token_hex(3)
         self._id_prefix = f"{self.instance_id}-"
-        self._unowned = DebugThrottle(reactor)
+        self._unowned = LogThrottle(reactor)
         self._connections = 0
         self._protocol: AmiProtocol | None = None
         self._auth_failed = False

@@ -7,7 +7,7 @@ flow needs (visitor answered, owner channel gone, session ready) back into it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -26,7 +26,7 @@ from callnowd.ami.client import (
 from callnowd.ami.codec import AmiEncodingError, Message
 from callnowd.ami.deadlines import DelayQueue
 from callnowd.ami.originate import OriginateResult
-from callnowd.ami.protocol import DebugThrottle
+from callnowd.ami.protocol import LogThrottle
 from callnowd.background import run_in_background
 from callnowd.calls.flow import CallFlow
 from callnowd.calls.ports import OwnerOutcome, PbxError
@@ -71,38 +71,6 @@ def _consume(result: Deferred[OriginateResult]) -> None:
 NOTIFY_LOG_INTERVAL = 10.0
 
 
-class _PacedLog:
-    """One log event per interval; what was left out is summed up at its end.
-
-    ``allow`` answers as :class:`DebugThrottle` does. The first event left out
-    schedules a summary one interval later, which reports (through ``summary``)
-    how many were left out and not yet counted by an event let through since,
-    so the count of a burst that then stops is never lost.
-    """
-
-    def __init__(
-        self, clock: IReactorTime, interval: float, summary: Callable[[int], None]
-    ) -> None:
-        self._clock = clock
-        self._interval = interval
-        self._summary = summary
-        self._throttle = DebugThrottle(clock, interval)
-        self._pending = False
-
-    def allow(self) -> int | None:
-        suppressed = self._throttle.allow()
-        if suppressed is None and not self._pending:
-            self._pending = True
-            self._clock.callLater(self._interval, self._report)
-        return suppressed
-
-    def _report(self) -> None:
-        self._pending = False
-        count = self._throttle.take_suppressed()
-        if count:
-            self._summary(count)
-
-
 class AmiPbx:
     """:class:`callnowd.calls.ports.Pbx` over an AMI client.
 
@@ -122,8 +90,8 @@ class AmiPbx:
         self.dialplan = dialplan
         # An overloaded or absent PBX fails every UserEvent: one log event per
         # failure would add a traceback's formatting to each transition.
-        self._failed_log = _PacedLog(clock, NOTIFY_LOG_INTERVAL, self._more_failed)
-        self._down_log = _PacedLog(clock, NOTIFY_LOG_INTERVAL, self._more_not_sent)
+        self._failed_log = LogThrottle(clock, NOTIFY_LOG_INTERVAL, self._more_failed)
+        self._down_log = LogThrottle(clock, NOTIFY_LOG_INTERVAL, self._more_not_sent)
 
     async def wait_ready(self, timeout: float) -> bool:
         """See :meth:`callnowd.calls.ports.Pbx.wait_ready`."""
@@ -242,16 +210,11 @@ class AmiPbx:
 
 
 class GraceQueue(DelayQueue[str]):
-    """Runs ``action(key)`` ``grace`` seconds after each :meth:`add`, in order.
+    """Runs ``action(key)`` ``delay`` seconds (the grace) after each :meth:`add`, in order.
 
     One timer serves every pending key (the delay is the same for all, so they
     fall due in the order they were added), instead of one timer each.
     """
-
-    def __init__(
-        self, clock: IReactorTime, grace: float, action: Callable[[str], object]
-    ) -> None:
-        super().__init__(clock, grace, action)
 
     def add(self, key: str) -> None:
         """Run the action for ``key`` after the grace period."""
