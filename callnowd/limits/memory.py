@@ -37,6 +37,7 @@ from callnowd.limits.ratelimit import (
     Verdict,
     block_verdict,
     gcra,
+    gcra_take,
     to_us,
     us_to_s,
 )
@@ -146,15 +147,10 @@ class MemoryRateLimitStore:
     def _try(self, check: Check, name: _Name, now_us: int) -> tuple[int, int]:
         """(retry_after_us, value to commit); retry_after_us 0 means allowed."""
         if isinstance(check, BucketCheck):
-            # ratelimit.gcra with cost 1, inline (seven per request).
-            rate = check.rate
-            tat_us = self._tats.get(name)
-            base = now_us if tat_us is None or tat_us < now_us else tat_us
-            new_tat = base + rate.emission_us
-            allow_at = new_tat - rate.tolerance_us
-            if allow_at > now_us:
-                return allow_at - now_us, 0
-            return 0, new_tat
+            rate = check.rate  # seven per request: no result object each
+            return gcra_take(
+                self._tats.get(name), now_us, rate.emission_us, rate.tolerance_us
+            )
         entry = self._sets.get(name)
         if entry is None:
             return 0, now_us

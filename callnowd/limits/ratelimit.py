@@ -134,13 +134,29 @@ def gcra(tat_us: int | None, now_us: int, rate: Rate, cost: int = 1) -> GcraResu
     """
     if not 1 <= cost <= rate.limit:
         raise ValueError(f"cost must be between 1 and {rate.limit}, not {cost}")
-    base = now_us if tat_us is None or tat_us < now_us else tat_us
-    new_tat = base + cost * rate.emission_us
-    allow_at = new_tat - rate.tolerance_us
-    if allow_at > now_us:
-        # Only reachable when the stored TAT is ahead of now: base is that TAT.
-        return GcraResult(False, base, allow_at - now_us)
+    retry_us, new_tat = gcra_take(
+        tat_us, now_us, cost * rate.emission_us, rate.tolerance_us
+    )
+    if retry_us:
+        # Only reachable when the stored TAT is ahead of now: it stays.
+        return GcraResult(False, now_us if tat_us is None else tat_us, retry_us)
     return GcraResult(True, new_tat, 0)
+
+
+def gcra_take(
+    tat_us: int | None, now_us: int, emission_us: int, tolerance_us: int
+) -> tuple[int, int]:
+    """:func:`gcra` on plain integers, for hot loops: ``(retry_after_us, new TAT)``.
+
+    ``retry_after_us`` 0 means allowed (store the new TAT); otherwise the TAT is 0
+    and the stored one stays.
+    """
+    base = now_us if tat_us is None or tat_us < now_us else tat_us
+    new_tat = base + emission_us
+    allow_at = new_tat - tolerance_us
+    if allow_at > now_us:
+        return allow_at - now_us, 0
+    return 0, new_tat
 
 
 @attrs.frozen(cache_hash=True)  # a key is looked up in several dicts per request
