@@ -1,0 +1,87 @@
+"""Baseline B: a bare ``twisted.web`` resource answering the daemon's form POST.
+
+Run as ``python benchmarks/baseline_post.py PORT`` (``0`` picks a free port). Once it
+listens it prints ``listening on 127.0.0.1:<port>`` on standard output, as
+``baseline_web.py`` does. It answers the request ``calls.py`` sends the daemon
+(``POST /callnow/<id>``, a ``callnow_csrf`` cookie, an urlencoded ``csrf``, ``phone``
+and ``name``) with what the daemon answers an accepted request: 303, a ``Location``
+and a small HTML body. No callnowd code runs: this is the floor of that request in
+``twisted.web`` itself, which parses the form before ``render`` is called
+(``Request.requestReceived``: the ``Content-Type`` through the stdlib ``email``
+package, then the body with ``parse_qs``). The resource reads the parsed fields and
+the cookie, and answers 400 when one is missing, so a harness sees a form that was
+not parsed. Same ``Site`` as baseline A: no access log file, no logging observer.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.internet import endpoints
+from twisted.web import resource, server
+from twisted.web.iweb import IRequest
+
+# The daemon's answer has a ``/callnow/<id>/requests/<token>`` location (a
+# ``secrets.token_urlsafe(16)`` token) and a short notice page.
+LOCATION = b"/callnow/bench/requests/3q2-7wQa1bZx9YkLmN0pRs"
+BODY = (
+    b"<!doctype html><title>Request received</title><p>Your request was received.</p>\n"
+)
+FIELDS = (b"csrf", b"phone", b"name")
+COOKIE = b"callnow_csrf"
+
+
+class FormPost(resource.Resource):
+    """Answers a form POST carrying the fields and cookie with 303 See Other."""
+
+    isLeaf = True  # noqa: N815 (Twisted's attribute name)
+
+    # Twisted dispatches to render_<METHOD> by name; Resource declares none of them.
+    def render_POST(self, request: IRequest) -> bytes:  # noqa: N802
+        """303 to :data:`LOCATION` when the form and cookie are there, else 400."""
+        args: dict[bytes, list[bytes]] = request.args
+        values = [args.get(name) for name in FIELDS]
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        if request.getCookie(COOKIE) is None or not all(values):
+            request.setResponseCode(400)
+            return b"missing form field or cookie\n"
+        request.setResponseCode(303)
+        request.setHeader(b"location", LOCATION)
+        return BODY
+
+
+def main(argv: list[str]) -> int:
+    """Listen on 127.0.0.1 at the port given in ``argv`` and serve until killed.
+
+    Args:
+        argv: the program's arguments: ``[PORT]``.
+
+    Returns:
+        The exit status.
+    """
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("usage: baseline_post.py PORT", file=sys.stderr)
+        return 2
+    from twisted.internet import reactor  # a program's entry point owns the reactor
+
+    any_reactor: Any = reactor
+    site = server.Site(FormPost())
+    endpoint = endpoints.TCP4ServerEndpoint(
+        any_reactor, int(argv[0]), interface="127.0.0.1"
+    )
+
+    def listening(port: Any) -> None:
+        print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
+
+    def failed(reason: Any) -> None:
+        print(f"cannot listen: {reason.getErrorMessage()}", file=sys.stderr)
+        any_reactor.stop()
+
+    endpoint.listen(site).addCallbacks(listening, failed)
+    any_reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
