@@ -6,6 +6,7 @@ a line-by-line path that gives identical results for any unusual input.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from callnowd.ami.ami_message import (
@@ -26,6 +27,9 @@ _MESSAGE_MARK = "\x01"
 _LINE_BREAK = ": \x00: "
 _MESSAGE_BREAK = ": \x01: "
 _CRLF2 = "\r\n\r\n"
+# One whole CRLF line split at its first ": " (a name holds no ":"), for the
+# fast path of messages whose values hold ": " too (see AmiParser._parse_lines).
+_HEADER_LINE = re.compile(r"^([^:\r\n]*): ([^\r\n]*)\r\n", re.MULTILINE)
 
 # Messages are built by setting the slots directly: a Python __init__ costs
 # about as much as parsing a short event (the other attributes default).
@@ -45,6 +49,23 @@ def _message_end(buffer: bytes | bytearray, start: int) -> int:
     return end
 
 
+def _messages(
+    names: tuple[str, ...], values: tuple[str, ...], sizes: list[int]
+) -> list[Message]:
+    """Messages of ``sizes`` headers each, in order, from all the names and values."""
+    messages: list[Message] = []
+    append = messages.append
+    start = 0
+    for size in sizes:
+        end = start + size
+        message = _NEW(Message)
+        _set_names(message, names[start:end])
+        _set_values(message, values[start:end])
+        append(message)
+        start = end
+    return messages
+
+
 class AmiParser:
     """Incremental AMI parser: feed it bytes, get complete messages back.
 
@@ -57,9 +78,10 @@ class AmiParser:
     :class:`AmiProtocolError`.
 
     Whole reads are handled at once: Asterisk's own CRLF output takes a fast
-    path built from a few C-level string operations per read; anything else
-    (bare LF, stray blank lines, a value holding ``": "``...) takes a slower
-    line-by-line path that gives the same messages.
+    path built from a few C-level string operations per read (values holding
+    ``": "`` included); anything else (bare LF, stray blank lines, a value
+    starting with a blank...) takes a slower line-by-line path that gives the
+    same messages.
 
     Args:
         expect_banner: the first line is the ``Asterisk Call Manager/x`` banner
@@ -298,27 +320,30 @@ class AmiParser:
     def _parse_fast(self, text: str) -> list[Message] | None:
         """Parse whole messages in Asterisk's own layout; None if ``text`` is unusual.
 
-        ``text`` must be complete messages. The fast path needs CRLF line ends
-        only, no NUL or \\x01, and in every line exactly one ``": "``, after a
-        name without ``:`` and before a value that does not start with a blank.
-        Then the split of the whole text at ``": "``, after the breaks are
-        replaced by marks, is name, value, mark, ...; the marks landing exactly
-        on every third item proves it: with n lines there are n - 1 marks, and
-        a line with no ``": "`` (an empty one too: a stray blank line) puts every
-        later mark off by at least one, unless a line with two makes up for it
-        before, which puts an earlier mark off.
+        ``text`` must be complete messages. The fast paths need CRLF line ends
+        only and, in every line, a ``": "`` after a name without ``:`` and before
+        a value that does not start with a blank. When every line holds exactly
+        one ``": "``, the split of the whole text at ``": "``, after the breaks
+        are replaced by marks, is name, value, mark, ...; the marks landing
+        exactly on every third item proves it: with n lines there are n - 1
+        marks, and a line with no ``": "`` (an empty one too: a stray blank line)
+        puts every later mark off by at least one, unless a line with two makes
+        up for it before, which puts an earlier mark off. When the marks are off
+        (a value such as ``CallNow: Mary``, which every event of an owner's
+        channel carries), :meth:`_parse_lines` splits each line at its first
+        ``": "`` instead.
         """
         # A value starting with a blank would need stripping. rfind looks for
         # the rare ":" where find would stop at every frequent blank, and a
         # tab is first looked for alone (memchr), as it is seldom there at all.
         if (
             not text.endswith(_CRLF2)
-            or _LINE_MARK in text
-            or _MESSAGE_MARK in text
             or text.rfind(":  ") >= 0
             or ("\t" in text and ": \t" in text)
         ):
             return None
+        if _LINE_MARK in text or _MESSAGE_MARK in text:
+            return self._parse_lines(text)
         # split + join does one pass over the text; replace does two. The
         # text ends in a message break, so the split ends in "" after a mark.
         joined = _MESSAGE_BREAK.join(text.split(_CRLF2))
@@ -330,7 +355,7 @@ class AmiParser:
         # blank at every step.
         flat = joined.rsplit(": ")
         if flat.pop() or len(flat) % 3:
-            return None
+            return self._parse_lines(text)
         # Each mark is an item of its own (": " on both sides, none in the
         # text), so all third items are marks when their join is that many
         # mark characters.
@@ -340,7 +365,7 @@ class AmiParser:
             len(marks) != lines
             or marks.count(_LINE_MARK) + marks.count(_MESSAGE_MARK) != lines
         ):
-            return None
+            return self._parse_lines(text)
         name_list = flat[0::3]
         if ":" in "".join(name_list):
             return None
@@ -349,19 +374,32 @@ class AmiParser:
             raise self._too_many_lines()
         runs = marks.split(_MESSAGE_MARK)
         runs.pop()
-        names = tuple(name_list)
-        values = tuple(flat[1::3])
-        messages: list[Message] = []
-        append = messages.append
-        start = 0
-        for size in map(len, runs):
-            end = start + size + 1
-            message = _NEW(Message)
-            _set_names(message, names[start:end])
-            _set_values(message, values[start:end])
-            append(message)
-            start = end
-        return messages
+        return _messages(
+            tuple(name_list), tuple(flat[1::3]), [len(run) + 1 for run in runs]
+        )
+
+    def _parse_lines(self, text: str) -> list[Message] | None:
+        """The fast path for values holding ``": "``; None if ``text`` is unusual.
+
+        ``text`` ends in a message break and holds no value starting with a
+        blank (:meth:`_parse_fast` checked). One regular expression splits every
+        CRLF line at its first ``": "``; each match is one whole line, from its
+        start (``^``) to its CRLF, so the matches are exactly the lines when
+        there are as many as lines: a bare LF, a stray CR or blank line, or a
+        line without ``": "`` after a ``:``-free name leaves one unmatched.
+        """
+        if text.count("\n") != text.count("\r\n"):
+            return None
+        found = _HEADER_LINE.findall(text)
+        pieces = text.split(_CRLF2)
+        pieces.pop()  # the text ends in a message break
+        sizes = [piece.count("\r\n") + 1 for piece in pieces]
+        if len(found) != sum(sizes):
+            return None
+        if max(sizes) > self._max_headers:
+            raise self._too_many_lines()
+        names, values = zip(*found, strict=True)
+        return _messages(names, values, sizes)
 
     def _parse_general(
         self, block: bytes, skip: Callable[[bytes], bool] | None

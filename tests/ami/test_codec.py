@@ -490,7 +490,10 @@ class FastPathTests(SynchronousTestCase):
         ).feed(data)
 
     def test_odd_message_among_plain_ones(self) -> None:
-        """A value holding ': ' takes the slow path alone; its neighbours stay exact."""
+        """Odd messages take the slow path alone; their neighbours stay exact.
+
+        Odd: a value starting with a blank, a name holding ':', a line without one.
+        """
         data = (
             b"Event: A\r\nX: 1\r\n\r\n"
             b"Event: B\r\nMessage: a: b\r\n\r\n"
@@ -508,6 +511,40 @@ class FastPathTests(SynchronousTestCase):
                 Message((("Event", "E"), ("Z", "\x00"))),
             ],
         )
+
+    def test_values_holding_colon_blank_stay_on_the_fast_path(self) -> None:
+        """An owner channel's events (CallerIDName "CallNow: Mary") need no line loop."""
+        data = (
+            b"Response: Success\r\nActionID: a-4\r\n"
+            b"Message: Originate successfully queued\r\n\r\n"
+            b"Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: a-4\r\n"
+            b"Response: Failure\r\nChannel: PJSIP/100\r\nReason: 3\r\n"
+            b"CallerIDNum: +12125550123\r\nCallerIDName: CallNow: Mary\r\n\r\n"
+            b"Event: Hangup\r\nChannel: PJSIP/100-00000001\r\n"
+            b"CallerIDName: CallNow: Mary\r\nConnectedLineName: CallNow: Mary\r\n"
+            b"AccountCode: \r\nCause-txt: User alerting, no answer\r\n\r\n"
+        )
+        parser = AmiParser(expect_banner=False)
+
+        def no_line_loop(*args: object) -> list[Message]:
+            raise AssertionError("line-by-line path used")
+
+        parser._parse_general = no_line_loop  # type: ignore[method-assign,assignment]
+        parsed = parser.feed(data)
+        self.assertEqual(parsed, reference_parse(data))
+        self.assertEqual(parsed[1]["CallerIDName"], "CallNow: Mary")
+        self.assertEqual(parsed[2]["AccountCode"], "")
+        self.assertEqual([len(m.names) for m in parsed], [3, 8, 6])
+
+    def test_header_cap_with_values_holding_colon_blank(self) -> None:
+        """The header cap holds on the fast path for values holding ': ' too."""
+        line = b"X: a: b\r\n"
+        parser = AmiParser(expect_banner=False, max_headers=5)
+        with self.assertRaises(AmiProtocolError):
+            parser.feed(b"Event: A\r\n" + line * 5 + b"\r\n")
+        exact = b"Event: A\r\n" + line * 4 + b"\r\n"
+        fresh = AmiParser(expect_banner=False, max_headers=5)
+        self.assertEqual(len(fresh.feed(exact * 3)[2].names), 5)
 
     def test_fast_messages_behave_like_built_ones(self) -> None:
         """Messages from the fast path compare, hash and look up like Message(...)."""
