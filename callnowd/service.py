@@ -92,6 +92,16 @@ class CallNowService(MultiService):
         super().__init__()
         self.store = store
 
+    @override
+    def stopService(self) -> Deferred[object]:
+        # The flow first: Twisted stops the children in this same call, in reverse
+        # order of addition, so the store (added first) closes now, under the calls
+        # in flight; told before, the flow ends them quietly and stores no outcome
+        # the shutdown itself caused (the next start reconciles them).
+        self.pbx.flow.stop()
+        stopped: Deferred[object] = super().stopService()  # a DeferredList
+        return stopped
+
 
 def build_service(config: Config, reactor: Any) -> CallNowService:
     """Build the whole daemon; nothing listens until the service starts.

@@ -14,12 +14,17 @@ it, and starts the next transition from that copy instead of reading the request
 again: the store's transition is atomic on the expected state, so a copy that is no
 longer current (another process moved the request) only costs a ``StaleState``,
 after which the request is read and the step decided again, as before.
+
+When the daemon stops, the flow is told first (:meth:`CallFlow.stop`): from then on
+it stores no outcome, and the work in flight, cut short by the store's closing and
+the AMI's, ends quietly; the next start reconciles its requests.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 from twisted.logger import Logger
@@ -27,6 +32,7 @@ from twisted.logger import Logger
 from callnowd.calls.ports import Choice, OwnerLeg, OwnerOutcome, Pbx, PbxError
 from callnowd.calls.states import FINAL, IN_FLIGHT, IllegalTransition, Reason, check
 from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
+from callnowd.store.errors import StoreClosed
 from callnowd.store.interface import StaleState, Store
 
 S = RequestState
@@ -42,6 +48,10 @@ _DIAL: dict[str, tuple[RequestState, str]] = {
     "NOANSWER": (S.VISITOR_NO_ANSWER, Reason.NO_ANSWER),
     "CANCEL": (S.FAILED, Reason.OWNER_HUNG_UP),
 }
+
+
+class FlowStopped(Exception):
+    """The daemon is stopping: the flow stores no more outcomes (see ``stop``)."""
 
 
 @attrs.frozen
@@ -100,7 +110,36 @@ class CallFlow:
         self._agi_active: set[str] = set()
         # (extension, visitor number) -> the open request a new one joins.
         self._open: dict[tuple[str, str], str] = {}
+        self._stopping = False
         self.channel_prefix = f"callnow-{settings.instance_id}-"
+
+    def stop(self) -> None:
+        """The daemon is stopping: store no more outcomes; call before the store closes.
+
+        An outcome seen from now on may be the shutdown's own doing (the AMI or
+        FastAGI connection closing), and the store closes under the work in
+        flight: that work ends quietly, its requests left as stored, for the next
+        start's reconciliation (:meth:`reconcile`) to settle or resume.
+        """
+        self._stopping = True
+        self.log.info(
+            "Stopping with {count} request(s) in flight; the next start"
+            " reconciles them",
+            count=len(self._live),
+        )
+
+    def _stopped_by(self, error: Exception) -> bool:
+        """Whether ``error`` is the stopping daemon's, expected (see :meth:`stop`)."""
+        return self._stopping and isinstance(error, FlowStopped | StoreClosed)
+
+    @contextlib.contextmanager
+    def _until_stopped(self) -> Iterator[None]:
+        """End the enclosed work quietly if the daemon stops under it."""
+        try:
+            yield
+        except Exception as e:
+            if not self._stopped_by(e):
+                raise
 
     # -- entry points ----------------------------------------------------------------
 
@@ -122,30 +161,39 @@ class CallFlow:
         ``extension`` is the request's extension as just read (by the intake);
         without it, it is read from the store.
         """
-        if request.state is not S.RECEIVED or request.id in self._live:
-            return
+        if (
+            self._stopping
+            or request.state is not S.RECEIVED
+            or request.id in self._live
+        ):
+            return  # stopping: left received, for the next start to dispatch
         # Registered before the first await, so a twin arriving now joins this one.
         self._open.setdefault((request.extension, request.phone), request.id)
         current = request  # a stale copy is harmless: the store's transition checks
-        if (
-            len(self._live) >= self._settings.max_in_flight
-            or self._per_extension[current.extension]
-            >= self._settings.max_in_flight_per_extension
-        ):
-            await self._move_if_open(current.id, S.FAILED, Reason.CAPACITY)
-            await self._forget_if_final(current.id)
-            return
-        self._track(current)
-        try:
-            await self._ring_owner(current, extension)
-        except StaleState:
-            pass  # another dispatch of the same request won the race; it dials
-        except Exception:
-            self.log.failure("Dispatch of {request_id} failed", request_id=current.id)
-            await self._move_if_open(current.id, S.FAILED, Reason.AMI_ERROR)
-        finally:
-            self._awaiting_originate.discard(current.id)
-            await self._forget_if_final(current.id)
+        with self._until_stopped():
+            if (
+                len(self._live) >= self._settings.max_in_flight
+                or self._per_extension[current.extension]
+                >= self._settings.max_in_flight_per_extension
+            ):
+                await self._move_if_open(current.id, S.FAILED, Reason.CAPACITY)
+                await self._forget_if_final(current.id)
+                return
+            self._track(current)
+            try:
+                await self._ring_owner(current, extension)
+            except StaleState:
+                pass  # another dispatch of the same request won the race; it dials
+            except Exception as e:
+                if self._stopped_by(e):
+                    raise  # not a failure of the request: _until_stopped ends it
+                self.log.failure(
+                    "Dispatch of {request_id} failed", request_id=current.id
+                )
+                await self._move_if_open(current.id, S.FAILED, Reason.AMI_ERROR)
+            finally:
+                self._awaiting_originate.discard(current.id)
+                await self._forget_if_final(current.id)
 
     async def _ring_owner(
         self, request: CallRequest, extension: Extension | None
@@ -189,21 +237,22 @@ class CallFlow:
 
     async def owner_answered(self, request_id: str, leg: OwnerLeg) -> None:
         """Drive the answered owner leg: confirm if needed, then call the visitor."""
-        request = await self._store.get_request(request_id)
-        if request is None or request.state is not S.RINGING_OWNER:
-            self.log.warn(
-                "Owner leg for {request_id} in no ringing request; hanging up",
-                request_id=request_id,
-            )
-            await leg.finish()
-            return
-        self._agi_active.add(request_id)
-        try:
-            await self._owner_leg(request, leg)
-        finally:
-            self._agi_active.discard(request_id)
-            await leg.finish()
-            await self._forget_if_final(request_id)
+        with self._until_stopped():
+            request = await self._store.get_request(request_id)
+            if request is None or request.state is not S.RINGING_OWNER:
+                self.log.warn(
+                    "Owner leg for {request_id} in no ringing request; hanging up",
+                    request_id=request_id,
+                )
+                await leg.finish()
+                return
+            self._agi_active.add(request_id)
+            try:
+                await self._owner_leg(request, leg)
+            finally:
+                self._agi_active.discard(request_id)
+                await leg.finish()
+                await self._forget_if_final(request_id)
 
     async def _owner_leg(self, request: CallRequest, leg: OwnerLeg) -> None:
         extension = await self._store.get_extension(request.extension)
@@ -253,7 +302,10 @@ class CallFlow:
         request_id = self._request_id(channel_id)
         if request_id is None:
             return
-        await self._move_if_open(request_id, S.CONNECTED, None, from_=S.CALLING_VISITOR)
+        with self._until_stopped():
+            await self._move_if_open(
+                request_id, S.CONNECTED, None, from_=S.CALLING_VISITOR
+            )
 
     def may_settle(self, channel_id: str) -> bool:
         """Whether :meth:`channel_gone` may have anything to do for ``channel_id``.
@@ -275,14 +327,17 @@ class CallFlow:
             return
         request_id = self._request_id(channel_id)
         assert request_id is not None  # noqa: S101 (may_settle checked it)
-        request = await self._store.get_request(request_id)
-        if request is None or request.state not in IN_FLIGHT:
-            return
-        if request.state is S.CONNECTED:
-            await self._move_if_open(request_id, S.COMPLETED, Reason.NORMAL, "hangup")
-        else:
-            await self._move_if_open(request_id, S.FAILED, Reason.INTERRUPTED)
-        await self._forget_if_final(request_id)
+        with self._until_stopped():
+            request = await self._store.get_request(request_id)
+            if request is None or request.state not in IN_FLIGHT:
+                return
+            if request.state is S.CONNECTED:
+                await self._move_if_open(
+                    request_id, S.COMPLETED, Reason.NORMAL, "hangup"
+                )
+            else:
+                await self._move_if_open(request_id, S.FAILED, Reason.INTERRUPTED)
+            await self._forget_if_final(request_id)
 
     async def reconcile(self) -> int:
         """Settle this daemon's in-flight requests nobody is tracking.
@@ -293,33 +348,36 @@ class CallFlow:
         Returns:
             How many requests were marked ``failed: interrupted``.
         """
-        failed = await self._resume_received()
-        candidates = [
-            r
-            for r in await self._store.list_requests(
-                states=tuple(sorted(IN_FLIGHT)), limit=10_000
-            )
-            if r.channel_id is not None
-            and r.channel_id.startswith(self.channel_prefix)
-            and r.id not in self._awaiting_originate
-            and r.id not in self._agi_active
-        ]
-        if not candidates:
-            return failed
-        live = await self._pbx.live_channels()
-        for request in candidates:
-            if request.channel_id in live:
-                self._track(request)
-                self._open.setdefault((request.extension, request.phone), request.id)
-                continue
-            if request.state is S.CONNECTED:
-                await self._move_if_open(
-                    request.id, S.COMPLETED, Reason.NORMAL, "reconciled"
+        failed = 0
+        with self._until_stopped():
+            failed = await self._resume_received()
+            candidates = [
+                r
+                for r in await self._store.list_requests(
+                    states=tuple(sorted(IN_FLIGHT)), limit=10_000
                 )
-            else:
-                await self._move_if_open(request.id, S.FAILED, Reason.INTERRUPTED)
-                failed += 1
-            await self._forget_if_final(request.id)
+                if r.channel_id is not None
+                and r.channel_id.startswith(self.channel_prefix)
+                and r.id not in self._awaiting_originate
+                and r.id not in self._agi_active
+            ]
+            if not candidates:
+                return failed
+            live = await self._pbx.live_channels()
+            for request in candidates:
+                if request.channel_id in live:
+                    self._track(request)
+                    key = (request.extension, request.phone)
+                    self._open.setdefault(key, request.id)
+                    continue
+                if request.state is S.CONNECTED:
+                    await self._move_if_open(
+                        request.id, S.COMPLETED, Reason.NORMAL, "reconciled"
+                    )
+                else:
+                    await self._move_if_open(request.id, S.FAILED, Reason.INTERRUPTED)
+                    failed += 1
+                await self._forget_if_final(request.id)
         return failed
 
     async def _resume_received(self) -> int:
@@ -350,6 +408,8 @@ class CallFlow:
         *,
         channel_id: str | None = None,
     ) -> CallRequest:
+        if self._stopping:
+            raise FlowStopped(request.id)  # see stop: the next start decides
         check(request.state, state)
         event = RequestEvent(request.id, self._now(), state, reason, detail)
         moved = await self._store.transition(
@@ -403,6 +463,8 @@ class CallFlow:
             return None
 
     async def _forget_if_final(self, request_id: str) -> None:
+        if self._stopping:
+            return  # the process ends: nothing left to keep tidy
         current = self._latest.get(request_id)
         if current is None or current.state not in FINAL:
             # Final is final: only a copy that is not yet needs the store's word.

@@ -29,7 +29,7 @@ from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
 from callnowd.rules.callers import CallerRule
 from callnowd.store import rows
 from callnowd.store import sqlite_sql as sql
-from callnowd.store.errors import StoreError
+from callnowd.store.errors import StoreClosed, StoreError
 from callnowd.store.interface import (
     DuplicateCallNowId,
     DuplicateExtension,
@@ -43,7 +43,7 @@ from callnowd.store.sqlite_migrate import BUSY_TIMEOUT_MS, apply_migrations
 from callnowd.store.sqlite_rules import SqliteRules, ordered_rules
 from callnowd.store.sqlite_writer import SqliteWriter
 
-__all__ = ["SqliteStore", "StoreError"]
+__all__ = ["SqliteStore", "StoreClosed", "StoreError"]
 
 _T = TypeVar("_T")
 _log = Logger()
@@ -183,7 +183,7 @@ class SqliteStore(SqliteRules):
         SQLite's own errors become StoreError.
         """
         if self._closed:
-            raise StoreError(f"{self._path}: the store is closed")
+            raise StoreClosed(f"{self._path}: the store is closed")
         self._in_flight += 1
         try:
             if write:
@@ -483,7 +483,8 @@ class SqliteStore(SqliteRules):
     async def close(self) -> None:
         """Wait for queries in flight, then stop the pool's threads.
 
-        Later calls raise :class:`StoreError`; closing twice is harmless.
+        Later calls raise :class:`StoreClosed` (a :class:`StoreError`); closing
+        twice is harmless.
         """
         if self._closed:
             return

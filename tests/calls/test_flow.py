@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from callnowd.calls.flow import CallFlow, FlowSettings
 from callnowd.calls.ports import Choice, DialResult, OwnerOutcome, PbxError
 from callnowd.calls.requests import new_request
+from callnowd.calls.states import Reason
 from callnowd.models import (
     CallRequest,
     Extension,
@@ -368,6 +370,43 @@ class FlowTests(_FlowCase):
         self.assertEqual(self.state(old), (S.FAILED, "interrupted"))
         self.assertEqual(self.state(fresh)[0], S.RINGING_OWNER)
         self.assertEqual([r for r, _ in self.pbx.originated], [fresh.id])
+
+    def test_stop_stores_no_outcome(self) -> None:
+        """After stop, nothing is stored or logged as an error; one summary is logged."""
+        first, second, late = (self.request(f"+155555500{i:02d}") for i in range(3))
+        dispatches = [
+            Deferred.fromCoroutine(self.flow.dispatch(r)) for r in (first, second)
+        ]
+        with capturedLogs() as events:
+            self.flow.stop()
+            # The store stays open here: only the flow keeps these from being stored.
+            self.pbx.outcomes[0].callback(OwnerOutcome.NO_ANSWER)
+            self.pbx.outcomes[1].errback(PbxError(Reason.PBX_UNAVAILABLE))
+            self.wait(self.flow.dispatch(late))
+            self.assertEqual(self.wait(self.flow.reconcile()), 0)
+        for dispatched in dispatches:
+            self.successResultOf(dispatched)
+        self.assertEqual(
+            [self.state(r)[0] for r in (first, second, late)],
+            [S.RINGING_OWNER, S.RINGING_OWNER, S.RECEIVED],
+        )
+        self.assertEqual(len(self.pbx.originated), 2)
+        self.assertEqual(
+            [
+                (e["log_level"], e.get("count"))
+                for e in events
+                if "Stopping" in e["log_format"]
+            ],
+            [(LogLevel.info, 2)],
+        )
+        self.assertEqual(
+            [
+                e
+                for e in events
+                if e["log_level"] in (LogLevel.error, LogLevel.critical)
+            ],
+            [],
+        )
 
 
 class NewRequestTests(SynchronousTestCase):

@@ -382,6 +382,38 @@ class RestartTests(CallsCase):
         self.assertEqual(len(self.originates()), 1)
 
 
+class StopTests(CallsCase):
+    """The daemon is stopped (SIGTERM) while calls are in flight."""
+
+    owners = {"SIM/slow": OwnerScript(kind="answer", digit="1", digit_delay=3.0)}
+
+    async def test_stop_with_calls_in_flight_is_quiet(self) -> None:
+        """No error at stop, one summary line; the next start settles the requests."""
+        await self.start(max_in_flight_per_extension=10)
+        await self.provision("john", "SIM/slow")
+        phones = [f"+1212555018{n}" for n in range(4)]
+        locations = [await self.request("john", phone) for phone in phones]
+        await self.until(lambda: len(self.originates()) == len(phones))
+        await deferToThread(self.daemon.stop)
+        events = self.daemon.events
+        noisy = [
+            e
+            for e in events
+            if e.get("log_level", {}).get("name") in ("error", "critical")
+        ]
+        self.assertEqual(noisy, [])
+        summaries = [
+            e for e in events if e.get("log_format", "").startswith("Stopping with")
+        ]
+        self.assertEqual([e["count"] for e in summaries], [len(phones)])
+        await self.daemon.start_async(reactor)
+        for location in locations:
+            document = await self.final(location)
+            self.assertTrue(document["final"], document)
+            self.assertEqual(states(document).count("ringing_owner"), 1)
+        self.assertEqual(len(self.originates()), len(phones))
+
+
 class PrivilegeTests(CallsCase):
     """The simulator enforces Asterisk's AMI permissions on the daemon."""
 

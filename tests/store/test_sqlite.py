@@ -25,7 +25,7 @@ from twisted.trial.unittest import TestCase
 
 from callnowd.models import RequestEvent, RequestState
 from callnowd.store.interface import StaleState, Store
-from callnowd.store.sqlite import SqliteStore, StoreError
+from callnowd.store.sqlite import SqliteStore, StoreClosed, StoreError
 from callnowd.store.sqlite_migrate import Migration, apply_migrations, load_migrations
 from tests.store.builders import (
     first_event,
@@ -179,15 +179,16 @@ class SqliteSchemaTests(_SqliteFiles):
         self.assertEqual(apply_migrations(self.path, [first, fixed]), [2])
 
     async def test_closed_store_refuses_work(self) -> None:
-        """After close, calls raise StoreError; closing again is harmless."""
+        """After close, calls raise StoreClosed; closing again is harmless."""
         store = SqliteStore.open(reactor, self.path)
         await store.ping()
         await store.close()
         threads = store._pool.threadpool.threads
         self.assertEqual([thread for thread in threads if thread.is_alive()], [])
         await store.close()
-        with self.assertRaises(StoreError):
+        with self.assertRaises(StoreClosed):
             await store.ping()
+        self.assertTrue(issubclass(StoreClosed, StoreError))
 
     async def test_close_waits_for_queries_in_flight(self) -> None:
         """Closing lets a query already started finish with its result."""
