@@ -10,8 +10,9 @@ store *before* the originate is sent, and nothing ever sends one for a request i
 other state, so a crash, a reconnect or a retry can never dial it a second time.
 
 The flow keeps the copy of each request it carries as its last transition returned
-it, and starts the next transition from that copy instead of reading the request
-again: the store's transition is atomic on the expected state, so a copy that is no
+it (in its :class:`~callnowd.calls.inflight.InFlight`, with the rest of its memory of
+the requests it carries and those it saw end), and starts the next transition from
+that copy instead of reading the request again: the store's transition is atomic on the expected state, so a copy that is no
 longer current (another process moved the request) only costs a ``StaleState``,
 after which the request is read and the step decided again, as before.
 
@@ -23,12 +24,12 @@ the AMI's, ends quietly; the next start reconciles its requests.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter, deque
 from collections.abc import Callable, Iterator
 
 import attrs
 from twisted.logger import Logger
 
+from callnowd.calls.inflight import InFlight
 from callnowd.calls.ports import Choice, OwnerLeg, OwnerOutcome, Pbx, PbxError
 from callnowd.calls.states import FINAL, IN_FLIGHT, IllegalTransition, Reason, check
 from callnowd.models import CallRequest, Extension, RequestEvent, RequestState
@@ -99,17 +100,15 @@ class CallFlow:
         self._pbx = pbx
         self._now = now
         self._settings = settings
-        self._live: dict[str, str] = {}  # request id -> extension, on this daemon
-        # The newest copy of each live request (what its last transition returned).
-        self._latest: dict[str, CallRequest] = {}
-        # Requests this flow saw end, with when (oldest first): final for good.
-        self._finished: set[str] = set()
-        self._finished_order: deque[tuple[float, str]] = deque()
-        self._per_extension: Counter[str] = Counter()
+        # The requests carried on this daemon, and those seen ending (final for good).
+        self._inflight = InFlight(
+            now,
+            settings.max_in_flight,
+            settings.max_in_flight_per_extension,
+            settings.finished_memory,
+        )
         self._awaiting_originate: set[str] = set()
         self._agi_active: set[str] = set()
-        # (extension, visitor number) -> the open request a new one joins.
-        self._open: dict[tuple[str, str], str] = {}
         self._stopping = False
         self.channel_prefix = f"callnow-{settings.instance_id}-"
 
@@ -125,7 +124,7 @@ class CallFlow:
         self.log.info(
             "Stopping with {count} request(s) in flight; the next start"
             " reconciles them",
-            count=len(self._live),
+            count=len(self._inflight),
         )
 
     def _stopped_by(self, error: Exception) -> bool:
@@ -145,7 +144,7 @@ class CallFlow:
 
     async def find_joinable(self, extension: str, phone: str) -> CallRequest | None:
         """A request of this daemon for the same visitor and extension, still open."""
-        request_id = self._open.get((extension, phone))
+        request_id = self._inflight.joinable(extension, phone)
         if request_id is None:
             return None
         request = await self._store.get_request(request_id)
@@ -164,22 +163,18 @@ class CallFlow:
         if (
             self._stopping
             or request.state is not S.RECEIVED
-            or request.id in self._live
+            or request.id in self._inflight
         ):
             return  # stopping: left received, for the next start to dispatch
         # Registered before the first await, so a twin arriving now joins this one.
-        self._open.setdefault((request.extension, request.phone), request.id)
+        self._inflight.mark_open(request)
         current = request  # a stale copy is harmless: the store's transition checks
         with self._until_stopped():
-            if (
-                len(self._live) >= self._settings.max_in_flight
-                or self._per_extension[current.extension]
-                >= self._settings.max_in_flight_per_extension
-            ):
+            if self._inflight.full_for(current.extension):
                 await self._move_if_open(current.id, S.FAILED, Reason.CAPACITY)
                 await self._forget_if_final(current.id)
                 return
-            self._track(current)
+            self._inflight.track(current)
             try:
                 await self._ring_owner(current, extension)
             except StaleState:
@@ -318,7 +313,7 @@ class CallFlow:
             request_id is None
             or request_id in self._agi_active
             or request_id in self._awaiting_originate
-            or request_id in self._finished
+            or request_id in self._inflight.finished
         )
 
     async def channel_gone(self, channel_id: str) -> None:
@@ -366,9 +361,8 @@ class CallFlow:
             live = await self._pbx.live_channels()
             for request in candidates:
                 if request.channel_id in live:
-                    self._track(request)
-                    key = (request.extension, request.phone)
-                    self._open.setdefault(key, request.id)
+                    self._inflight.track(request)
+                    self._inflight.mark_open(request)
                     continue
                 if request.state is S.CONNECTED:
                     await self._move_if_open(
@@ -385,7 +379,7 @@ class CallFlow:
         waiting = [
             r
             for r in await self._store.list_requests(states=(S.RECEIVED,), limit=10_000)
-            if r.id not in self._live
+            if r.id not in self._inflight
         ]
         failed = 0
         for request in reversed(waiting):  # oldest first
@@ -422,8 +416,7 @@ class CallFlow:
             because=f" ({reason})" if reason else "",
             reason=reason,
         )
-        if moved.id in self._live:
-            self._latest[moved.id] = moved
+        self._inflight.update(moved)
         self._notify(moved)
         if self._observer is not None:
             self._observer(moved)
@@ -443,7 +436,7 @@ class CallFlow:
         Starts from the flow's own copy when it has one; if that copy turns out
         stale, the request is read and the step decided again.
         """
-        current = self._latest.get(request_id)
+        current = self._inflight.latest(request_id)
         if current is not None:
             if current.state in FINAL:
                 return None
@@ -465,37 +458,12 @@ class CallFlow:
     async def _forget_if_final(self, request_id: str) -> None:
         if self._stopping:
             return  # the process ends: nothing left to keep tidy
-        current = self._latest.get(request_id)
+        current = self._inflight.latest(request_id)
         if current is None or current.state not in FINAL:
             # Final is final: only a copy that is not yet needs the store's word.
             current = await self._store.get_request(request_id)
         if current is None or current.state in FINAL:
-            self._latest.pop(request_id, None)
-            extension = self._live.pop(request_id, None)
-            if extension is not None:
-                self._per_extension[extension] -= 1
-                if self._per_extension[extension] <= 0:
-                    del self._per_extension[extension]
-            if current is not None:
-                key = (current.extension, current.phone)
-                if self._open.get(key) == request_id:
-                    del self._open[key]
-                self._remember_finished(request_id)
-
-    def _remember_finished(self, request_id: str) -> None:
-        now = self._now()
-        order = self._finished_order
-        while order and order[0][0] < now - self._settings.finished_memory:
-            self._finished.discard(order.popleft()[1])
-        if request_id not in self._finished:
-            self._finished.add(request_id)
-            order.append((now, request_id))
-
-    def _track(self, request: CallRequest) -> None:
-        if request.id not in self._live:
-            self._live[request.id] = request.extension
-            self._per_extension[request.extension] += 1
-            self._latest[request.id] = request
+            self._inflight.forget(request_id, current)
 
     def _notify(self, request: CallRequest) -> None:
         fields = [
@@ -518,4 +486,4 @@ class CallFlow:
     @property
     def in_flight(self) -> int:
         """Requests this daemon is carrying now."""
-        return len(self._live)
+        return len(self._inflight)

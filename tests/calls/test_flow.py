@@ -485,13 +485,13 @@ class FlowReadsTests(_FlowCase):
         d = Deferred.fromCoroutine(self.flow.dispatch(first))
         self.pbx.outcomes[0].callback(OwnerOutcome.BUSY)
         self.successResultOf(d)
-        self.assertIn(first.id, self.flow._finished)
+        self.assertIn(first.id, self.flow._inflight.finished)
         self.now += FlowSettings(instance_id="x").finished_memory + 1
         second = self.request("+15555550002")
         d = Deferred.fromCoroutine(self.flow.dispatch(second))
         self.pbx.outcomes[1].callback(OwnerOutcome.BUSY)
         self.successResultOf(d)
-        self.assertEqual(self.flow._finished, {second.id})
+        self.assertEqual(self.flow._inflight.finished, {second.id})
         # A Hangup for the forgotten one reads the store, which says it ended.
         reads = self.count_reads()
         self.wait(self.flow.channel_gone(f"callnow-a1-{first.id}"))
