@@ -6,17 +6,19 @@ listens it prints ``listening on 127.0.0.1:<port>`` on standard output, as
 (``POST /callnow/<id>``, a ``callnow_csrf`` cookie, an urlencoded ``csrf``, ``phone``
 and ``name``) with what the daemon answers an accepted request: 303, a ``Location``
 and a small HTML body. No callnowd code runs: this is the floor of that request in
-``twisted.web`` itself, which parses the form before ``render`` is called
-(``Request.requestReceived``: the ``Content-Type`` through the stdlib ``email``
-package, then the body with ``parse_qs``). The resource reads the parsed fields and
-the cookie, and answers 400 when one is missing, so a harness sees a form that was
-not parsed. Same ``Site`` as baseline A: no access log file, no logging observer.
+``twisted.web`` itself, set up as the daemon sets it up: its ``Site`` does not parse
+form bodies (``parsePOSTFormSubmission=False``, which also skips Twisted's
+``Content-Type`` parsing through the stdlib ``email`` package), and the resource
+parses the body itself, here with ``parse_qs``. It reads the fields and the cookie,
+and answers 400 when one is missing, so a harness sees a form that was not parsed.
+No access log file, no logging observer, as for baseline A.
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any
+from urllib.parse import parse_qs
 
 from twisted.internet import endpoints
 from twisted.web import resource, server
@@ -40,7 +42,8 @@ class FormPost(resource.Resource):
     # Twisted dispatches to render_<METHOD> by name; Resource declares none of them.
     def render_POST(self, request: IRequest) -> bytes:  # noqa: N802
         """303 to :data:`LOCATION` when the form and cookie are there, else 400."""
-        args: dict[bytes, list[bytes]] = request.args
+        content = request.content
+        args = parse_qs(content.read() if content is not None else b"")
         values = [args.get(name) for name in FIELDS]
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         if request.getCookie(COOKIE) is None or not all(values):
@@ -66,7 +69,8 @@ def main(argv: list[str]) -> int:
     from twisted.internet import reactor  # a program's entry point owns the reactor
 
     any_reactor: Any = reactor
-    site = server.Site(FormPost())
+    # As the daemon's CallNowSite: the resource parses the body, not Twisted.
+    site = server.Site(FormPost(), parsePOSTFormSubmission=False)
     endpoint = endpoints.TCP4ServerEndpoint(
         any_reactor, int(argv[0]), interface="127.0.0.1"
     )

@@ -3,7 +3,8 @@
 Baseline B (``baseline_post.py``) is a bare ``twisted.web`` resource answering the
 request ``calls.py`` loads the daemon with (``FORM_POST_LUA``: ``POST /callnow/bench``
 with the ``callnow_csrf`` cookie and an urlencoded ``csrf``, ``phone``, ``name``,
-a distinct number per request) by reading the parsed form and the cookie and
+a distinct number per request), set up as the daemon is (the resource parses the
+body, not Twisted), by reading the form and the cookie and
 answering 303 with a ``Location`` and a small body. No callnowd code runs, so B's
 throughput is what ``twisted.web`` alone allows that request on one core.
 
