@@ -18,7 +18,7 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -75,14 +75,17 @@ __all__ = [
     "listening_port",
     "load_parser",
     "median_iqr",
+    "parse_rounds",
     "parse_wrk_output",
     "pick_cores",
     "print_json_line",
     "print_table",
     "require_wrk",
     "rounded",
+    "run_in_scratch",
     "run_wrk",
     "scratch_dir",
+    "settled_rounds",
     "start_baseline_web",
     "start_daemon",
     "stop_process",
@@ -118,6 +121,49 @@ def load_parser(
     parser.add_argument("--duration", type=float, default=5.0, help="s per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     return parser
+
+
+def parse_rounds(
+    parser: argparse.ArgumentParser, argv: list[str]
+) -> argparse.Namespace:
+    """Parse ``argv`` with ``parser`` (see :func:`load_parser`); at least 3 rounds."""
+    options = parser.parse_args(argv)
+    if options.rounds < 3:
+        parser.error("--rounds must be at least 3")
+    return options
+
+
+def settled_rounds(doc: str | None, argv: list[str]) -> tuple[LoadSettings, int]:
+    """The load settings and round count of a benchmark that idles after each run.
+
+    Options: those of :func:`load_parser` (5 rounds by default) and ``--settle``.
+    """
+    parser = load_parser(doc, 5, "rounds (>= 3)")
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="idle seconds after each run"
+    )
+    options = parse_rounds(parser, argv)
+    settings = LoadSettings(
+        duration=options.duration,
+        connections=options.connections,
+        settle=options.settle,
+    )
+    return settings, options.rounds
+
+
+def run_in_scratch(prefix: str, body: Callable[[Path], int]) -> int:
+    """Run ``body`` in a new scratch directory once ``wrk`` is known to be there.
+
+    Returns:
+        What ``body`` returns; 1 after a :class:`BenchError`, which is printed.
+    """
+    try:
+        require_wrk()
+        with scratch_dir(prefix) as scratch:
+            return body(Path(scratch))
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 def generous_limits() -> str:

@@ -43,14 +43,13 @@ from benchmarks.common import (
     fmt,
     interleave,
     listening_port,
-    load_parser,
     median_iqr,
     pick_cores,
     print_json_line,
     print_table,
-    require_wrk,
     rounded,
-    scratch_dir,
+    run_in_scratch,
+    settled_rounds,
     start_baseline_web,
 )
 
@@ -248,25 +247,10 @@ def main(argv: list[str]) -> int:
     Returns:
         The exit status.
     """
-    parser = load_parser(__doc__, 5, "rounds (>= 3)")
-    parser.add_argument(
-        "--settle", type=float, default=1.0, help="idle seconds after each run"
+    settings, rounds = settled_rounds(__doc__, argv)
+    return run_in_scratch(
+        "callnowd-bench-floor-", lambda workdir: run(workdir, settings, rounds)
     )
-    options = parser.parse_args(argv)
-    if options.rounds < 3:
-        parser.error("--rounds must be at least 3")
-    settings = LoadSettings(
-        duration=options.duration,
-        connections=options.connections,
-        settle=options.settle,
-    )
-    try:
-        require_wrk()
-        with scratch_dir("callnowd-bench-floor-") as scratch:
-            return run(Path(scratch), settings, options.rounds)
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
 
 
 def run(workdir: Path, settings: LoadSettings, rounds: int) -> int:

@@ -51,12 +51,12 @@ from benchmarks.common import (
     interleave,
     load_parser,
     median_iqr,
+    parse_rounds,
     pick_cores,
     print_json_line,
     print_table,
-    require_wrk,
     rounded,
-    scratch_dir,
+    run_in_scratch,
     start_baseline_web,
     wait_idle,
 )
@@ -372,16 +372,10 @@ def main(argv: list[str]) -> int:
     """
     parser = load_parser(__doc__, 3, "rounds (>= 3)")
     parser.add_argument("--ring-timeout", type=int, default=1, help="owner rings, s")
-    options = parser.parse_args(argv)
-    if options.rounds < 3:
-        parser.error("--rounds must be at least 3")
-    try:
-        require_wrk()
-        with scratch_dir("callnowd-bench-limits-") as scratch:
-            return run(Path(scratch), options)
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    options = parse_rounds(parser, argv)
+    return run_in_scratch(
+        "callnowd-bench-limits-", lambda workdir: run(workdir, options)
+    )
 
 
 if __name__ == "__main__":
