@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from callnowd.ami import codec
 from callnowd.ami.codec import (
     AmiEncodingError,
     AmiParser,
@@ -312,6 +313,91 @@ VALUES = st.text(
 ).filter(lambda v: not v or (not v[0].isspace() and ord(v[0]) >= 33))
 HEADERS = st.lists(st.tuples(NAMES, VALUES), min_size=1, max_size=15)
 UNSAFE = st.sampled_from(["\r", "\n", "\x00", "\r\n"])
+
+
+# Valid headers with at most one name or value made wrong in any way: forbidden or
+# blank characters, a ":" in a name, a lone surrogate (not encodable).
+WRONG = ":\t \r\n\x00\x1f\xa0\u2028\u3000\ud800"
+BAD_NAMES = st.builds(
+    lambda a, c, b: f"{a}{c}{b}",
+    st.sampled_from(["", "A", "Ab"]),
+    st.sampled_from([*WRONG, "é", "1", "-"]),
+    st.sampled_from(["", "B", "c1"]),
+)
+BAD_VALUES = st.builds(
+    lambda a, c, b: f"{a}{c}{b}",
+    st.sampled_from(["", "a", "x y"]),
+    st.sampled_from(list(WRONG)),
+    st.sampled_from(["", "z", " "]),
+)
+
+
+@st.composite
+def one_header_wrong(draw: st.DrawFn) -> list[tuple[str, str]]:
+    headers = draw(st.lists(st.tuples(NAMES, VALUES), max_size=6))
+    wrong: bool = draw(st.booleans())
+    if not headers or not wrong:
+        return headers
+    index = draw(st.integers(0, len(headers) - 1))
+    name, value = headers[index]
+    if draw(st.booleans()):
+        name = draw(BAD_NAMES)
+    else:
+        value = draw(BAD_VALUES)
+    headers[index] = (name, value)
+    return headers
+
+
+def block_and_lines(headers: list[tuple[str, str]]) -> tuple[object, object]:
+    """What the one-pass and the per-line encodings give: bytes, or the refusal."""
+
+    def outcome(encode: Callable[[], bytes]) -> object:
+        try:
+            return encode()
+        except AmiEncodingError as e:
+            return f"refused: {e}"
+
+    return (
+        outcome(lambda: codec._encode_block(headers)),
+        outcome(lambda: b"".join(codec._encode_lines(headers))),
+    )
+
+
+class BlockEncodingTests(SynchronousTestCase):
+    @given(one_header_wrong())
+    def test_same_as_line_by_line(self, headers: list[tuple[str, str]]) -> None:
+        """The one-pass checks give the bytes, or the refusal, of the per-line ones."""
+        block, lines = block_and_lines(headers)
+        self.assertEqual(block, lines)
+
+    def test_every_wrong_piece_everywhere(self) -> None:
+        """Each wrong name or value, alone among valid headers, is found."""
+        pieces = ["", "a", "x y"]
+        wrong_names = [
+            f"{a}{c}{b}" for a in ("", "A") for c in WRONG for b in ("", "B")
+        ]
+        wrong_values = [f"{a}{c}{b}" for a in pieces for c in WRONG for b in ("", "z")]
+        cases = [(name, "v") for name in wrong_names]
+        cases += [("Name", value) for value in wrong_values]
+        for wrong in cases:
+            for position in range(3):
+                headers = [("Action", "Ping"), ("ActionID", "i-1")]
+                headers.insert(position, wrong)
+                block, lines = block_and_lines(headers)
+                self.assertEqual(block, lines, (wrong, position))
+
+    def test_colon_in_a_name_is_refused(self) -> None:
+        """Names joined with ":" are not mistaken for more, valid, names."""
+        for name in ("A:B", "A:", ":A", "A::B"):
+            with self.assertRaises(AmiEncodingError):
+                encode_action("Ping", "i", [(name, "x")])
+
+    def test_long_line_found_in_a_long_action(self) -> None:
+        """Short lines adding up past the line cap are fine; one long line is not."""
+        many = [(f"H{i}", "y" * 60) for i in range(30)]
+        self.assertEqual(encode_action("Ping", "i", many).count(b"\r\n"), 33)
+        with self.assertRaises(AmiEncodingError):
+            encode_action("Ping", "i", [*many, ("Data", "z" * 1020)])
 
 
 class PropertyTests(SynchronousTestCase):
