@@ -7,6 +7,7 @@ endpoint (loopback by default: counters are for operators, not visitors).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.twisted import MetricsResource
@@ -32,6 +33,11 @@ class Metrics:
             ["state", "reason"],
             registry=self.registry,
         )
+        # The labelled children of the counters counted on every request, by
+        # their label values: ``labels()`` validates and looks up its arguments
+        # each time (1.7 against 0.35 us an increment). The label values are
+        # enums' (sources, states, reasons): as many as the counters' children.
+        self._children: dict[tuple[str, ...], Any] = {}
         self.refusals = Counter(
             "callnow_refusals",
             "Visitor submissions refused before a request was stored, by reason.",
@@ -51,13 +57,21 @@ class Metrics:
 
     def request_created(self, request: CallRequest) -> None:
         """Count a stored request."""
-        self.requests.labels(source=request.source.value).inc()
+        key = ("source", request.source.value)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(source=key[1])
+        child.inc()
 
     def transition(self, request: CallRequest) -> None:
         """Count a state change."""
-        self.transitions.labels(
-            state=request.state.value, reason=request.reason or ""
-        ).inc()
+        key = ("transition", request.state.value, request.reason or "")
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.transitions.labels(
+                state=key[1], reason=key[2]
+            )
+        child.inc()
 
     def refused(self, reason: str) -> None:
         """Count a refused submission."""
