@@ -45,8 +45,8 @@ from callnowd.ami.protocol import (
     AmiNotConnected,
     AmiProtocol,
     ListResult,
-    LogThrottle,
 )
+from callnowd.log_throttle import LogThrottle
 
 __all__ = [
     "AmiActionError",

@@ -26,11 +26,11 @@ from callnowd.ami.client import (
 from callnowd.ami.codec import AmiEncodingError, Message
 from callnowd.ami.deadlines import DelayQueue
 from callnowd.ami.originate import OriginateResult
-from callnowd.ami.protocol import LogThrottle
 from callnowd.background import run_in_background
 from callnowd.calls.flow import CallFlow
 from callnowd.calls.ports import OwnerOutcome, PbxError
 from callnowd.calls.states import Reason
+from callnowd.log_throttle import LogThrottle
 from callnowd.models import CallRequest, Extension
 
 _REASONS = {

@@ -36,6 +36,7 @@ from callnowd.http.answers import (
 from callnowd.http.captcha import CaptchaChallenges, render_audio, render_image
 from callnowd.http.csrf import COOKIE_NAME, CsrfTokens
 from callnowd.http.forms import BadInput, form_params, query_params
+from callnowd.http.outage import StoreOutage, answers_store_outage
 from callnowd.http.render import Templates
 from callnowd.http.routes import HotRoutes
 from callnowd.http.status import status_json, status_page_context
@@ -105,6 +106,11 @@ class PublicPages:
     on_refusal: Callable[[str], object] | None = None
     # Limits the "not available" answers per client (enumeration).
     limiter: NotFoundLimiter | None = None
+    # Answers the store's errors 503 (see callnowd.http.outage).
+    outage: StoreOutage = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.outage = StoreOutage(self._clock, self._notice)
 
     def resource(self) -> IResource:
         """The site's root: the busiest routes called directly, the rest via Klein."""
@@ -119,6 +125,7 @@ class PublicPages:
     # -- the form --------------------------------------------------------------
 
     @app.route("/callnow/index.php", methods=["GET", "HEAD"])
+    @answers_store_outage
     async def index_php(self, request: IRequest) -> bytes:
         """The seed's URL: the form, or the one-step request with name and phone."""
         try:
@@ -150,6 +157,7 @@ class PublicPages:
         )
 
     @app.route("/callnow/<callnow_id>", methods=["GET", "HEAD"])
+    @answers_store_outage
     async def page(self, request: IRequest, callnow_id: str) -> bytes:
         """The public form of one extension."""
         extension = await self._find(callnow_id)
@@ -158,6 +166,7 @@ class PublicPages:
         return self._form(request, extension)
 
     @app.route("/callnow/<callnow_id>", methods=["POST"])
+    @answers_store_outage
     async def submit(self, request: IRequest, callnow_id: str) -> bytes:
         """The form's submission: validate, store, send the visitor to the status."""
         extension = await self._find(callnow_id)
@@ -199,6 +208,7 @@ class PublicPages:
     # -- status ------------------------------------------------------------------
 
     @app.route("/callnow/<callnow_id>/requests/<token>", methods=["GET", "HEAD"])
+    @answers_store_outage
     async def status(self, request: IRequest, callnow_id: str, token: str) -> bytes:
         """The visitor's view of one request, HTML or JSON."""
         found = await self._store.get_request_by_token(callnow_id, token)
