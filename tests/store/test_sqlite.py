@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from callnowd.models import RequestEvent, RequestState
+from callnowd.store import sqlite as sqlite_module
 from callnowd.store.interface import StaleState, Store
 from callnowd.store.sqlite import SqliteStore, StoreClosed, StoreError
 from callnowd.store.sqlite_migrate import Migration, apply_migrations, load_migrations
@@ -358,6 +359,27 @@ class SqliteDurabilityTests(_SqliteFiles):
         self.assertIn(str(self.path), str(raised.exception))
         self.assertIn("no such table", str(raised.exception))
         self.assertIsInstance(raised.exception.__cause__, sqlite3.OperationalError)
+
+    async def test_write_locked_out_is_store_error(self) -> None:
+        """A write locked out past the busy timeout is a StoreError; nothing is kept.
+
+        Once the other writer lets go, the same write succeeds.
+        """
+        self.patch(sqlite_module, "BUSY_TIMEOUT_MS", 200)
+        store = self.open_store()
+        request = make_request("locked-1")
+        other = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        with self.assertRaises(StoreError) as raised:
+            await store.create_request(request, first_event(request))
+        self.assertIn("locked", str(raised.exception))
+        other.execute("ROLLBACK")
+        self.assertEqual(self.query("SELECT count(*) FROM call_requests"), [(0,)])
+        self.assertEqual(self.query("SELECT count(*) FROM request_events"), [(0,)])
+        stored, created = await store.create_request(request, first_event(request))
+        self.assertTrue(created)
+        self.assertEqual(stored.id, "locked-1")
 
     async def test_negative_limit_is_refused(self) -> None:
         """A negative limit is a ValueError, not SQLite's 'no limit'."""
