@@ -1,11 +1,13 @@
 """A store that cannot be used right now, told to the visitor as such.
 
-The store can be unusable for a while: its file locked past the busy timeout by
-another writer, a full disk, or the daemon stopping. A public page that meets
-this answers 503 with ``Retry-After`` and a page saying to try again (JSON for a
-client asking for it), instead of a bare 500: nothing was stored, so the visitor
-can simply send it again. Such failures come in floods while they last, so they
-are logged once per :data:`LOG_INTERVAL` with the number of the others.
+The store can be unusable for a while (:class:`StoreUnavailable`): its file locked
+past the busy timeout by another writer, a full disk, or the daemon stopping. A
+public page that meets this answers 503 with ``Retry-After`` and a page saying to
+try again (JSON for a client asking for it), instead of a bare 500: nothing was
+stored, so the visitor can simply send it again. Such failures come in floods
+while they last, so they are logged once per :data:`LOG_INTERVAL` with the number
+of the others. Any other store error fails the same way every time: it stays a
+500, logged with its traceback for each request.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from twisted.web.iweb import IRequest
 
 from callnowd.http.answers import json_bytes, wants_json
 from callnowd.log_throttle import LogThrottle
-from callnowd.store.errors import StoreError
+from callnowd.store.errors import StoreUnavailable
 
 LOG_INTERVAL = 10.0
 RETRY_AFTER = b"30"
@@ -54,10 +56,12 @@ class StoreOutage:
         self._notice = notice
         self._throttle = LogThrottle(clock, LOG_INTERVAL, self._more)
 
-    def answer(self, request: IRequest, error: StoreError) -> bytes:
+    def answer(self, request: IRequest, error: StoreUnavailable) -> bytes:
         """Log ``error`` (paced) and answer ``request`` 503."""
         left_out = self._throttle.allow()
-        if left_out is not None:
+        if left_out == 0:
+            self.log.error("Store unavailable, answered 503: {error}", error=str(error))
+        elif left_out is not None:
             self.log.error(
                 "Store unavailable, answered 503: {error}"
                 " ({left_out} more since the last report)",
@@ -92,7 +96,7 @@ _Pages = TypeVar("_Pages", bound=HasOutage)
 def answers_store_outage(
     handler: Callable[Concatenate[_Pages, IRequest, _P], Coroutine[Any, Any, bytes]],
 ) -> Callable[Concatenate[_Pages, IRequest, _P], Coroutine[Any, Any, bytes]]:
-    """Wrap a page handler: a :class:`StoreError` it raises is answered 503."""
+    """Wrap a page handler: a :class:`StoreUnavailable` it raises is answered 503."""
 
     @functools.wraps(handler)
     async def answered(
@@ -100,7 +104,7 @@ def answers_store_outage(
     ) -> bytes:
         try:
             return await handler(pages, request, *args, **kwargs)
-        except StoreError as e:
+        except StoreUnavailable as e:
             return pages.outage.answer(request, e)
 
     return answered

@@ -31,7 +31,7 @@ from callnowd.models import Extension
 from callnowd.rules.callers import CallerRule
 from callnowd.store import rows
 from callnowd.store import sqlite_sql as sql
-from callnowd.store.errors import StoreClosed, StoreError
+from callnowd.store.errors import StoreClosed, StoreError, StoreUnavailable
 from callnowd.store.interface import (
     DuplicateCallNowId,
     DuplicateExtension,
@@ -44,7 +44,7 @@ from callnowd.store.sqlite_requests import SqliteRequests
 from callnowd.store.sqlite_rules import SqliteRules, ordered_rules
 from callnowd.store.sqlite_writer import SqliteWriter
 
-__all__ = ["SqliteStore", "StoreClosed", "StoreError"]
+__all__ = ["SqliteStore", "StoreClosed", "StoreError", "StoreUnavailable"]
 
 _T = TypeVar("_T")
 _log = Logger()
@@ -181,7 +181,8 @@ class SqliteStore(SqliteRequests, SqliteRules):
     async def _run(self, work: _Work[_T], *, write: bool = False) -> _T:
         """Run ``work``: writes by the writer (committed), reads in the pool.
 
-        SQLite's own errors become StoreError.
+        SQLite's own errors become StoreError, those that pass by themselves
+        (:func:`_passing`) StoreUnavailable.
         """
         if self._closed:
             raise StoreClosed(f"{self._path}: the store is closed")
@@ -194,8 +195,10 @@ class SqliteStore(SqliteRequests, SqliteRules):
             return await cast("Deferred[_T]", result)
         except sqlite3.Error as e:
             # Locked past the busy timeout, disk full, damaged file...: callers
-            # handle one error type for "the store is not usable right now".
-            raise StoreError(f"{self._path}: {e}") from e
+            # handle one error type for "the store is not usable", and may tell
+            # the passing ones apart.
+            error = StoreUnavailable if _passing(e) else StoreError
+            raise error(f"{self._path}: {e}") from e
         finally:
             if write and self._writer.jobs - self._checkpointed_at >= CHECKPOINT_EVERY:
                 self._start_checkpoint()
@@ -352,6 +355,32 @@ class SqliteStore(SqliteRequests, SqliteRules):
         self._checkpointer.stop()
         self._pool.close()
         self._cache.close()
+
+
+# SQLite's primary result codes of errors that pass by themselves: the database
+# busy or locked (past the busy timeout), an I/O error, a full disk.
+_PASSING_CODES = frozenset(
+    (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+    )
+)
+
+
+def _passing(error: BaseException) -> bool:
+    """Whether ``error`` (or the SQLite error behind it) may pass if tried again.
+
+    The writer's TransactionLost carries the error that ended the transaction
+    as its cause.
+    """
+    while error is not None:
+        code = getattr(error, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in _PASSING_CODES
+        error = error.__cause__  # type: ignore[assignment]
+    return False
 
 
 def _fetch_extension(query: str, key: str) -> _Work[Extension | None]:

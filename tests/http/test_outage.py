@@ -9,12 +9,12 @@ from urllib.parse import urlencode
 from twisted.logger import LogLevel, capturedLogs
 
 from callnowd.http.outage import LOG_INTERVAL, RETRY_AFTER
-from callnowd.store.errors import StoreClosed, StoreError
+from callnowd.store.errors import StoreClosed, StoreError, StoreUnavailable
 from tests.http.helpers import FORM, PagesCase, extension
 
 
 async def _fails(*args: Any, **kwargs: Any) -> Any:
-    raise StoreError("callnow.sqlite3: database is locked")
+    raise StoreUnavailable("callnow.sqlite3: database is locked")
 
 
 class StoreOutageTests(PagesCase):
@@ -75,9 +75,9 @@ class StoreOutageTests(PagesCase):
         self.assertEqual(
             [(e["log_format"].split(":")[0], e.get("left_out")) for e in errors],
             [
-                ("Store unavailable, answered 503", 0),
+                ("Store unavailable, answered 503", None),
                 ("Store unavailable", 4),
-                ("Store unavailable, answered 503", 0),
+                ("Store unavailable, answered 503", None),
             ],
         )
         self.assertIn("database is locked", errors[0]["error"])
@@ -90,6 +90,22 @@ class StoreOutageTests(PagesCase):
 
         self.store.create_request = closed  # type: ignore[method-assign]
         self.assert_try_again(self.submit())
+
+    def test_lasting_store_errors_are_not_hidden(self) -> None:
+        """A store error that would fail again stays a 500, logged each time.
+
+        Say, a schema this code does not know: the traceback is logged for each
+        request, not paced.
+        """
+
+        async def broken(*args: Any, **kwargs: Any) -> Any:
+            raise StoreError("callnow.sqlite3: no such column: token")
+
+        self.store.create_request = broken  # type: ignore[method-assign]
+        with capturedLogs():
+            self.assertEqual(self.submit()[0], 500)
+            self.assertEqual(self.submit()[0], 500)
+        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 2)
 
     def test_other_errors_are_not_hidden(self) -> None:
         """Anything but a store error still fails the request (500, logged)."""

@@ -26,7 +26,12 @@ from twisted.trial.unittest import TestCase
 from callnowd.models import RequestEvent, RequestState
 from callnowd.store import sqlite as sqlite_module
 from callnowd.store.interface import StaleState, Store
-from callnowd.store.sqlite import SqliteStore, StoreClosed, StoreError
+from callnowd.store.sqlite import (
+    SqliteStore,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+)
 from callnowd.store.sqlite_migrate import Migration, apply_migrations, load_migrations
 from tests.store.builders import (
     first_event,
@@ -358,6 +363,7 @@ class SqliteDurabilityTests(_SqliteFiles):
             await store.request_events("r1")
         self.assertIn(str(self.path), str(raised.exception))
         self.assertIn("no such table", str(raised.exception))
+        self.assertNotIsInstance(raised.exception, StoreUnavailable)  # it lasts
         self.assertIsInstance(raised.exception.__cause__, sqlite3.OperationalError)
 
     async def test_write_locked_out_is_store_error(self) -> None:
@@ -371,7 +377,7 @@ class SqliteDurabilityTests(_SqliteFiles):
         other = sqlite3.connect(self.path, isolation_level=None)
         self.addCleanup(other.close)
         other.execute("BEGIN IMMEDIATE")
-        with self.assertRaises(StoreError) as raised:
+        with self.assertRaises(StoreUnavailable) as raised:
             await store.create_request(request, first_event(request))
         self.assertIn("locked", str(raised.exception))
         other.execute("ROLLBACK")
