@@ -21,6 +21,7 @@ from callnowd.models import (
     RequestSource,
 )
 from callnowd.models import RequestState as S
+from callnowd.store.errors import StoreClosed
 from tests.fakes import MemoryStore
 
 JOHN = Extension(
@@ -407,6 +408,26 @@ class FlowTests(_FlowCase):
             ],
             [],
         )
+
+    def test_store_closed_while_running_is_an_error(self) -> None:
+        """Only a stopping flow takes a closed store quietly; otherwise it is a bug."""
+        request = self.request()
+
+        async def closed(*args: object, **kwargs: object) -> CallRequest:
+            raise StoreClosed("store: the store is closed")
+
+        self.store.transition = closed  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            dispatched = Deferred.fromCoroutine(self.flow.dispatch(request))
+        # Raised to the caller (its background runner logs it), after dispatch
+        # logged the failure and tried to mark the request failed.
+        self.failureResultOf(dispatched, StoreClosed)
+        self.assertEqual(len(self.flushLoggedErrors(StoreClosed)), 1)
+        self.assertIn(
+            "Dispatch of {request_id} failed",
+            [e["log_format"] for e in events if e["log_level"] is LogLevel.critical],
+        )
+        self.assertEqual(self.pbx.originated, [])
 
 
 class NewRequestTests(SynchronousTestCase):
