@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel, capturedLogs
@@ -15,122 +13,15 @@ from callnowd.calls.requests import new_request
 from callnowd.calls.states import Reason
 from callnowd.models import (
     CallRequest,
-    Extension,
-    Preferences,
     RequestEvent,
     RequestSource,
 )
 from callnowd.models import RequestState as S
 from callnowd.store.errors import StoreClosed
-from tests.fakes import MemoryStore
-
-JOHN = Extension(
-    number="001*002",
-    display_name="John",
-    external_number="+12125550100",
-    dial_string="PJSIP/001002",
-    timezone="UTC",
-    account="acct1",
-    preferences=Preferences(callnow_id="john"),
-)
+from tests.calls.flow_case import JOHN, FakeLeg, FlowCase
 
 
-class FakePbx:
-    """Records originates; outcomes are Deferreds the test fires."""
-
-    def __init__(self) -> None:
-        self.ready = True
-        self.originated: list[tuple[str, str]] = []
-        self.outcomes: list[Deferred[OwnerOutcome]] = []
-        self.events: list[dict[str, str]] = []
-        self.live: frozenset[str] = frozenset()
-        self.refuse: PbxError | None = None
-
-    async def wait_ready(self, timeout: float) -> bool:
-        return self.ready
-
-    async def originate_owner(
-        self, request: CallRequest, extension: Extension, channel_id: str
-    ) -> OwnerOutcome:
-        if self.refuse is not None:
-            raise self.refuse
-        self.originated.append((request.id, channel_id))
-        d: Deferred[OwnerOutcome] = Deferred()
-        self.outcomes.append(d)
-        return await d
-
-    async def live_channels(self) -> frozenset[str]:
-        return self.live
-
-    def notify(self, fields: Sequence[tuple[str, str]]) -> None:
-        self.events.append(dict(fields))
-
-
-@attrs.define
-class FakeLeg:
-    """An owner leg with a scripted choice and dial result."""
-
-    choice: Choice = Choice.ACCEPT
-    dial: DialResult = attrs.Factory(lambda: DialResult("ANSWER", 12))
-    confirmed: list[str] = attrs.Factory(list)
-    dialled: list[tuple[str, str, str]] = attrs.Factory(list)
-    declined_said: bool = False
-    finished: bool = False
-
-    async def confirm(self, visitor_digits: str) -> Choice:
-        self.confirmed.append(visitor_digits)
-        return self.choice
-
-    async def call_visitor(
-        self, caller_id_number: str, account: str, dial_data: str
-    ) -> DialResult:
-        self.dialled.append((caller_id_number, account, dial_data))
-        return self.dial
-
-    async def say_declined(self) -> None:
-        self.declined_said = True
-
-    async def finish(self) -> None:
-        self.finished = True
-
-
-class _FlowCase(SynchronousTestCase):
-    """A flow over the fake PBX and the in-memory store."""
-
-    def setUp(self) -> None:
-        self.store = MemoryStore()
-        self.wait(self.store.add_extension(JOHN))
-        self.pbx = FakePbx()
-        self.now = 1000.0
-        self.flow = CallFlow(
-            self.store,
-            self.pbx,
-            lambda: self.now,
-            FlowSettings(
-                instance_id="a1", max_in_flight=3, max_in_flight_per_extension=2
-            ),
-        )
-
-    def wait(self, coro: object) -> object:
-        return self.successResultOf(Deferred.fromCoroutine(coro))  # type: ignore[arg-type]
-
-    def request(
-        self, phone: str = "+15555550123", decision: str | None = None
-    ) -> CallRequest:
-        request, event = new_request(JOHN, phone, "Mary", RequestSource.FORM, self.now)
-        request = attrs.evolve(request, decision=decision)
-        self.wait(self.store.create_request(request, event))
-        return request
-
-    def state(self, request: CallRequest) -> tuple[S, str | None]:
-        current = self.store.requests[request.id]
-        return current.state, current.reason
-
-    def states(self, request: CallRequest) -> list[S]:
-        return [e.state for e in self.store.events if e.request_id == request.id]
-
-
-class FlowTests(_FlowCase):
+class FlowTests(FlowCase):
     """CallFlow."""
 
     def test_accept_path(self) -> None:
@@ -448,95 +339,3 @@ class NewRequestTests(SynchronousTestCase):
         self.assertEqual(request.decision, "accept")
         self.assertRegex(request.id, r"^[0-9a-f]{16}$")
         self.assertGreaterEqual(len(request.token), 22)
-
-
-class FlowReadsTests(_FlowCase):
-    """The flow moves the requests it carries without reading them back."""
-
-    def count_reads(self) -> list[str]:
-        reads: list[str] = []
-        read = self.store.get_request
-
-        async def counting(request_id: str) -> CallRequest | None:
-            reads.append(request_id)
-            return await read(request_id)
-
-        self.store.get_request = counting  # type: ignore[method-assign]
-        return reads
-
-    def test_unanswered_request_is_never_read_back(self) -> None:
-        """Ring, no answer, forget, Hangup after the grace: no request is read."""
-        request = self.request()
-        reads = self.count_reads()
-        d = Deferred.fromCoroutine(self.flow.dispatch(request))
-        self.pbx.outcomes[0].callback(OwnerOutcome.NO_ANSWER)
-        self.successResultOf(d)
-        self.assertEqual(self.state(request), (S.OWNER_NO_ANSWER, "no_answer"))
-        self.assertEqual(self.flow.in_flight, 0)
-        self.wait(self.flow.channel_gone(f"callnow-a1-{request.id}"))
-        self.assertEqual(reads, [])
-        self.assertEqual(
-            self.states(request), [S.RECEIVED, S.RINGING_OWNER, S.OWNER_NO_ANSWER]
-        )
-
-    def test_request_moved_elsewhere_is_read_and_left(self) -> None:
-        """Cancelled by another process while ringing: the outcome does not move it."""
-        request = self.request()
-        d = Deferred.fromCoroutine(self.flow.dispatch(request))
-        self.wait(
-            self.store.transition(
-                request.id,
-                (S.RINGING_OWNER,),
-                RequestEvent(request.id, self.now, S.CANCELLED, "operator"),
-            )
-        )
-        reads = self.count_reads()
-        self.pbx.outcomes[0].callback(OwnerOutcome.NO_ANSWER)
-        self.successResultOf(d)
-        self.assertEqual(self.state(request), (S.CANCELLED, "operator"))
-        self.assertEqual(
-            self.states(request), [S.RECEIVED, S.RINGING_OWNER, S.CANCELLED]
-        )
-        self.assertIn(request.id, reads)
-        self.assertEqual(self.flow.in_flight, 0)
-
-    def test_finished_requests_are_forgotten_after_a_while(self) -> None:
-        """The memory of ended requests is pruned as time passes."""
-        first = self.request("+15555550001")
-        d = Deferred.fromCoroutine(self.flow.dispatch(first))
-        self.pbx.outcomes[0].callback(OwnerOutcome.BUSY)
-        self.successResultOf(d)
-        self.assertIn(first.id, self.flow._inflight.finished)
-        self.now += FlowSettings(instance_id="x").finished_memory + 1
-        second = self.request("+15555550002")
-        d = Deferred.fromCoroutine(self.flow.dispatch(second))
-        self.pbx.outcomes[1].callback(OwnerOutcome.BUSY)
-        self.successResultOf(d)
-        self.assertEqual(self.flow._inflight.finished, {second.id})
-        # A Hangup for the forgotten one reads the store, which says it ended.
-        reads = self.count_reads()
-        self.wait(self.flow.channel_gone(f"callnow-a1-{first.id}"))
-        self.assertEqual(reads, [first.id])
-        self.assertEqual(self.state(first), (S.OWNER_BUSY, "busy"))
-
-    def test_extension_given_to_dispatch_is_not_read_again(self) -> None:
-        """Dispatch with the intake's extension reads neither it nor the request."""
-        request = self.request()
-        looked_up: list[str] = []
-        get_extension = self.store.get_extension
-
-        async def counting(number: str) -> Extension | None:
-            looked_up.append(number)
-            return await get_extension(number)
-
-        self.store.get_extension = counting  # type: ignore[method-assign]
-        d = Deferred.fromCoroutine(self.flow.dispatch(request, JOHN))
-        self.pbx.outcomes[0].callback(OwnerOutcome.NO_ANSWER)
-        self.successResultOf(d)
-        self.assertEqual(looked_up, [])
-        self.assertEqual(self.state(request), (S.OWNER_NO_ANSWER, "no_answer"))
-        other = self.request("+15555550999")
-        d = Deferred.fromCoroutine(self.flow.dispatch(other))
-        self.pbx.outcomes[1].callback(OwnerOutcome.NO_ANSWER)
-        self.successResultOf(d)
-        self.assertEqual(looked_up, [JOHN.number])
