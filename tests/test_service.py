@@ -27,7 +27,7 @@ from callnowd.pbx_services import PbxParts
 from callnowd.service import CallNowService, StoreService, build_service
 from callnowd.service import log as service_log
 from callnowd.store.sqlite import SqliteStore
-from tests.calls.test_flow import JOHN, FakePbx
+from tests.calls.flow_case import JOHN, FakePbx
 
 reactor = cast(IReactorCore, global_reactor)
 clock = cast(IReactorTime, global_reactor)
