@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from callnowd.models import Extension
 from callnowd.rules.callers import CallerRule
+from callnowd.store.sqlite_migrate import connect_with
 
 READ_VERSION = "SELECT n FROM config_version WHERE id = 1"
 # More distinct entries than this and the cache starts over (bounds its memory).
@@ -103,14 +104,12 @@ class ConfigCache:
 
 def _connect(path: Path) -> sqlite3.Connection:
     # timeout=0: a lock (rare for a WAL reader) fails the read instead of waiting.
-    connection = sqlite3.connect(str(path), timeout=0, isolation_level=None)
-    try:
-        connection.execute("PRAGMA busy_timeout=0")
-        connection.execute("PRAGMA query_only=ON")
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+    return connect_with(path, _read_only, timeout=0)
+
+
+def _read_only(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA busy_timeout=0")
+    connection.execute("PRAGMA query_only=ON")
 
 
 def _bounded(entries: dict[_K, _V]) -> dict[_K, _V]:

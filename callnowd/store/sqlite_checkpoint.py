@@ -1,9 +1,9 @@
 """WAL checkpoints of the SQLite store, in a thread of their own at the lowest priority.
 
 A checkpoint copies the WAL's pages into the database file and syncs it: several
-milliseconds of CPU and I/O that no request waits for. The writer's connection never
-checkpoints (every write queued behind that commit would wait); the store asks this
-thread instead, every so many writes. The daemon's threads share the cores with the
+milliseconds of CPU and I/O that no request waits for. The writer's connection
+checkpoints only past a large bound on the WAL (every write queued behind that
+commit would wait); the store asks this thread instead, every so many writes. The daemon's threads share the cores with the
 reactor thread (one core, when pinned), and a checkpoint running beside it at the
 same priority took the CPU from it in slices of milliseconds: every request the
 reactor was handling then waited. On Linux the thread lowers its own scheduling
@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from callnowd.store.sqlite_migrate import connect_with
 
 #: The niceness the checkpoint thread gives itself (the lowest priority).
 CHECKPOINT_NICENESS = 19
@@ -125,10 +127,4 @@ class Checkpointer:
 
     def _connect(self) -> sqlite3.Connection:
         """A connection set up by ``setup``; none is kept when that fails."""
-        connection = sqlite3.connect(str(self._path), isolation_level=None)
-        try:
-            self._setup(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
+        return connect_with(self._path, self._setup)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 
@@ -83,22 +83,35 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open a plain connection to ``path`` in autocommit mode, in WAL mode.
+def connect_with(
+    path: Path,
+    setup: Callable[[sqlite3.Connection], object],
+    *,
+    timeout: float = BUSY_TIMEOUT_MS / 1000,
+) -> sqlite3.Connection:
+    """Open a connection to ``path`` in autocommit mode, prepared by ``setup``.
 
     Transactions are always explicit (``BEGIN IMMEDIATE``), so Python's implicit
-    ``BEGIN`` handling is turned off.
+    ``BEGIN`` handling is turned off. When ``setup`` raises, the connection is
+    closed again: none is left half set up.
     """
-    connection = sqlite3.connect(
-        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-    )
+    connection = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
     try:
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA journal_mode=WAL")
+        setup(connection)
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _wal(connection: sqlite3.Connection) -> None:
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA journal_mode=WAL")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open a plain connection to ``path`` in autocommit mode, in WAL mode."""
+    return connect_with(path, _wal)
 
 
 def apply_migrations(

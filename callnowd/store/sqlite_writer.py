@@ -35,6 +35,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from callnowd.store.sqlite_migrate import connect_with
+
 Job = Callable[[sqlite3.Cursor], Any]
 # A job's outcome: (succeeded, result or exception).
 _Outcome = tuple[bool, Any]
@@ -149,11 +151,7 @@ class SqliteWriter:
                 connection.close()
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            str(self._path), timeout=self._timeout, isolation_level=None
-        )
-        self._setup(connection)
-        return connection
+        return connect_with(self._path, self._setup, timeout=self._timeout)
 
 
 def run_batch(connection: sqlite3.Connection, batch: list[Job]) -> list[_Outcome]:

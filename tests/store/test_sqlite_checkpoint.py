@@ -23,6 +23,7 @@ from callnowd.store.sqlite_checkpoint import (
     Checkpointer,
     lower_thread_priority,
 )
+from callnowd.store.sqlite_migrate import connect_with
 from tests.store.builders import first_event, make_extension, make_request
 
 reactor = cast(IReactorCore, global_reactor)
@@ -192,3 +193,31 @@ class PriorityTests(SynchronousTestCase):
         """Elsewhere setpriority would renice a whole process: nothing is done."""
         self.patch(sys, "platform", "darwin")
         self.assertFalse(lower_thread_priority())
+
+
+class ConnectWithTests(SynchronousTestCase):
+    """sqlite_migrate.connect_with, shared by the writer, checkpoint and cache."""
+
+    def test_a_failed_setup_leaves_no_connection_open(self) -> None:
+        """The connection is closed before the setup's error is raised."""
+        seen: list[sqlite3.Connection] = []
+
+        def setup(connection: sqlite3.Connection) -> None:
+            seen.append(connection)
+            raise sqlite3.OperationalError("database is locked")
+
+        path = Path(tempfile.mkdtemp(prefix="callnowd-connect-")) / "db.sqlite3"
+        self.addCleanup(shutil.rmtree, path.parent, ignore_errors=True)
+        with self.assertRaises(sqlite3.OperationalError):
+            connect_with(path, setup)
+        with self.assertRaises(sqlite3.ProgrammingError):  # closed
+            seen[0].execute("SELECT 1")
+
+    def test_autocommit_and_timeout(self) -> None:
+        """No implicit BEGIN; the timeout given is the one used."""
+        path = Path(tempfile.mkdtemp(prefix="callnowd-connect-")) / "db.sqlite3"
+        self.addCleanup(shutil.rmtree, path.parent, ignore_errors=True)
+        connection = connect_with(path, lambda c: None, timeout=0)
+        self.addCleanup(connection.close)
+        self.assertIsNone(connection.isolation_level)
+        self.assertEqual(connection.execute("PRAGMA busy_timeout").fetchone(), (0,))
