@@ -42,6 +42,20 @@ class Notices(Protocol):
         """The notice page with ``title`` and ``text``, its content type set."""
 
 
+def try_again_later(request: IRequest, notice: Notices) -> bytes:
+    """Answer ``request`` 503: nothing was taken, send it again in a moment.
+
+    For every refusal of a request that could not be taken for a while: the store
+    unavailable, or the rate limits' store when the daemon refuses without it.
+    """
+    request.setResponseCode(503)
+    request.setHeader(b"retry-after", RETRY_AFTER)
+    if wants_json(request):
+        request.setHeader(b"content-type", b"application/problem+json")
+        return json_bytes({"title": TITLE, "detail": TEXT})
+    return notice(request, TITLE, TEXT)
+
+
 class StoreOutage:
     """Answers and logs the store errors of public pages.
 
@@ -68,12 +82,7 @@ class StoreOutage:
                 error=str(error),
                 left_out=left_out,
             )
-        request.setResponseCode(503)
-        request.setHeader(b"retry-after", RETRY_AFTER)
-        if wants_json(request):
-            request.setHeader(b"content-type", b"application/problem+json")
-            return json_bytes({"title": TITLE, "detail": TEXT})
-        return self._notice(request, TITLE, TEXT)
+        return try_again_later(request, self._notice)
 
     def _more(self, left_out: int) -> None:
         self.log.error(

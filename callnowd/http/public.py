@@ -36,7 +36,11 @@ from callnowd.http.answers import (
 from callnowd.http.captcha import CaptchaChallenges, render_audio, render_image
 from callnowd.http.csrf import COOKIE_NAME, CsrfTokens
 from callnowd.http.forms import BadInput, form_params, query_params
-from callnowd.http.outage import StoreOutage, answers_store_outage
+from callnowd.http.outage import (
+    StoreOutage,
+    answers_store_outage,
+    try_again_later,
+)
 from callnowd.http.render import Templates
 from callnowd.http.routes import HotRoutes
 from callnowd.http.status import status_json, status_page_context
@@ -408,13 +412,7 @@ class PublicPages:
         reason = verdict.reason.value if verdict.reason is not None else "limited"
         self._refused(f"rate_limited_{reason}")
         if reason == "unavailable":
-            request.setResponseCode(503)
-            request.setHeader(b"retry-after", b"30")
-            return self._notice(
-                request,
-                "Please try again later",
-                "Call requests cannot be taken right now. Please try again later.",
-            )
+            return try_again_later(request, self._notice)
         request.setResponseCode(429)
         wait = verdict.retry_after
         if wait is not None:

@@ -15,10 +15,9 @@ Blocks the in-process store made during an outage stay in force after it. When
 Redis answers again they are copied to it in the background (unless the key is
 blocked there already) and then dropped here: from then on Redis refuses them,
 for every daemon, and ``callnowctl blocks lift`` lifts them there. Until the
-copy has succeeded (it is tried again after each outage), a request whose key
-holds such a block is refused here before Redis is asked (no lookup at all
-while there are none). A failed copy is logged, and tried again after the next
-outage.
+copy has succeeded, a request whose key holds such a block is refused here
+before Redis is asked (no lookup at all while there are none). A failed copy is
+logged, and tried again after the next outage.
 
 What the fallback cannot do: blocks and counts kept in Redis are not visible to
 the in-process store during the outage; what the in-process store counted, and
@@ -216,7 +215,7 @@ class FallbackRateLimitStore:
         )
 
     async def _share_blocks(self) -> None:
-        """Copy the blocks made in process to Redis (they stay in force here)."""
+        """Copy the blocks made in process to Redis, then drop them here."""
         now = self._clock.seconds()
         blocks = await self._secondary.list_blocks(now)
         if not blocks:

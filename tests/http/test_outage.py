@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from twisted.logger import LogLevel, capturedLogs
 
 from callnowd.http.outage import LOG_INTERVAL, RETRY_AFTER
+from callnowd.limits.ratelimit import Reason, Verdict
 from callnowd.store.errors import StoreClosed, StoreError, StoreUnavailable
 from tests.http.helpers import FORM, PagesCase, extension
 
@@ -17,7 +18,9 @@ async def _fails(*args: Any, **kwargs: Any) -> Any:
     raise StoreUnavailable("callnow.sqlite3: database is locked")
 
 
-class StoreOutageTests(PagesCase):
+class _TryAgainCase(PagesCase):
+    """An open form; a submission; what a "try again" answer looks like."""
+
     def setUp(self) -> None:
         super().setUp()
         self.add(extension(image_validation=False))
@@ -34,6 +37,8 @@ class StoreOutageTests(PagesCase):
         self.assertIn("Please try again in a moment", body)
         self.assertIn("Nothing was sent", body)
 
+
+class StoreOutageTests(_TryAgainCase):
     def test_submission_that_cannot_be_stored(self) -> None:
         """The visitor is told to send it again; nothing is stored."""
         self.store.create_request = _fails  # type: ignore[method-assign]
@@ -118,3 +123,27 @@ class StoreOutageTests(PagesCase):
             code, _, _ = self.submit()
         self.assertEqual(code, 500)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class RefusingLimiter:
+    """Rate limits whose store cannot answer, configured to refuse then."""
+
+    async def check(self, *args: object) -> Verdict:
+        return Verdict(False, Reason.UNAVAILABLE)
+
+
+class LimitsUnavailableTests(_TryAgainCase):
+    def test_refused_without_the_limits_store(self) -> None:
+        """The same 503 page as a store outage, for the same reason: nothing taken."""
+        self.intake._limiter = RefusingLimiter()
+        self.assert_try_again(self.submit())
+        self.assertEqual(self.store.requests, {})
+        code, headers, _ = self.post(
+            "/callnow/john",
+            urlencode({"csrf": self.csrf, "phone": "(212) 555-0123", "name": "M"}),
+            cookie=self.cookie_header,
+            accept="application/json",
+            **FORM,
+        )
+        self.assertEqual(code, 503)
+        self.assertEqual(headers["content-type"], "application/problem+json")
