@@ -17,12 +17,12 @@ No access log file, no logging observer, as for baseline A.
 from __future__ import annotations
 
 import sys
-from typing import Any
 from urllib.parse import parse_qs
 
-from twisted.internet import endpoints
 from twisted.web import resource, server
 from twisted.web.iweb import IRequest
+
+from benchmarks.baseline_web import serve
 
 # The daemon's answer has a ``/callnow/<id>/requests/<token>`` location (a
 # ``secrets.token_urlsafe(16)`` token) and a short notice page.
@@ -55,36 +55,10 @@ class FormPost(resource.Resource):
 
 
 def main(argv: list[str]) -> int:
-    """Listen on 127.0.0.1 at the port given in ``argv`` and serve until killed.
-
-    Args:
-        argv: the program's arguments: ``[PORT]``.
-
-    Returns:
-        The exit status.
-    """
-    if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: baseline_post.py PORT", file=sys.stderr)
-        return 2
-    from twisted.internet import reactor  # a program's entry point owns the reactor
-
-    any_reactor: Any = reactor
+    """Serve :class:`FormPost` (see ``baseline_web.serve``); ``argv`` is ``[PORT]``."""
     # As the daemon's CallNowSite: the resource parses the body, not Twisted.
     site = server.Site(FormPost(), parsePOSTFormSubmission=False)
-    endpoint = endpoints.TCP4ServerEndpoint(
-        any_reactor, int(argv[0]), interface="127.0.0.1"
-    )
-
-    def listening(port: Any) -> None:
-        print(f"listening on 127.0.0.1:{port.getHost().port}", flush=True)
-
-    def failed(reason: Any) -> None:
-        print(f"cannot listen: {reason.getErrorMessage()}", file=sys.stderr)
-        any_reactor.stop()
-
-    endpoint.listen(site).addCallbacks(listening, failed)
-    any_reactor.run()
-    return 0
+    return serve("baseline_post.py", argv, site)
 
 
 if __name__ == "__main__":

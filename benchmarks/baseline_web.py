@@ -30,22 +30,26 @@ class Hello(resource.Resource):
         return BODY
 
 
-def main(argv: list[str]) -> int:
-    """Listen on 127.0.0.1 at the port given in ``argv`` and serve until killed.
+def serve(program: str, argv: list[str], site: server.Site) -> int:
+    """Serve ``site`` on 127.0.0.1 at the port in ``argv`` until killed.
+
+    Once listening it prints ``listening on 127.0.0.1:<port>`` (the harness reads
+    the port from it). Shared by the baseline servers.
 
     Args:
-        argv: the program's arguments: ``[PORT]``.
+        program: the script's name, for the usage line.
+        argv: the program's arguments: ``[PORT]`` (``0`` picks a free port).
+        site: what to serve.
 
     Returns:
         The exit status.
     """
     if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: baseline_web.py PORT", file=sys.stderr)
+        print(f"usage: {program} PORT", file=sys.stderr)
         return 2
     from twisted.internet import reactor  # a program's entry point owns the reactor
 
     any_reactor: Any = reactor
-    site = server.Site(Hello())
     endpoint = endpoints.TCP4ServerEndpoint(
         any_reactor, int(argv[0]), interface="127.0.0.1"
     )
@@ -60,6 +64,11 @@ def main(argv: list[str]) -> int:
     endpoint.listen(site).addCallbacks(listening, failed)
     any_reactor.run()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """Serve :class:`Hello` (see :func:`serve`); ``argv`` is ``[PORT]``."""
+    return serve("baseline_web.py", argv, server.Site(Hello()))
 
 
 if __name__ == "__main__":

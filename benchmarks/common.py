@@ -86,6 +86,7 @@ __all__ = [
     "run_wrk",
     "scratch_dir",
     "settled_rounds",
+    "start_baseline",
     "start_baseline_web",
     "start_daemon",
     "stop_process",
@@ -96,13 +97,25 @@ __all__ = [
 
 def start_baseline_web(cores: Cores, workdir: Path) -> ServerProcess:
     """Start baseline A (``baseline_web.py``) pinned to the server core."""
+    return start_baseline(cores, workdir, "baseline A", "baseline_web.py")
+
+
+def start_baseline(
+    cores: Cores, workdir: Path, name: str, script: str
+) -> ServerProcess:
+    """Start a baseline server (``benchmarks/<script>``) pinned to the server core.
+
+    Its output goes to ``<workdir>/<script stem>.out``; the port is read from its
+    ``listening on`` line.
+    """
     argv = [
         *cores.prefix(cores.server),
         sys.executable,
-        str(ROOT / "benchmarks" / "baseline_web.py"),
+        str(ROOT / "benchmarks" / script),
         "0",
     ]
-    server = ServerProcess("baseline A", argv, workdir, workdir / "baseline.out")
+    out = workdir / (Path(script).stem + ".out")
+    server = ServerProcess(name, argv, workdir, out)
     server.wait_listening(listening_port)
     return server
 

@@ -30,7 +30,6 @@ from pathlib import Path
 from benchmarks.calls import FORM_POST_LUA
 from benchmarks.common import (
     BASELINE_TOLERANCE,
-    ROOT,
     BenchError,
     Cores,
     LoadSettings,
@@ -42,7 +41,6 @@ from benchmarks.common import (
     cpu_seconds,
     fmt,
     interleave,
-    listening_port,
     median_iqr,
     pick_cores,
     print_json_line,
@@ -50,6 +48,7 @@ from benchmarks.common import (
     rounded,
     run_in_scratch,
     settled_rounds,
+    start_baseline,
     start_baseline_web,
 )
 
@@ -65,15 +64,7 @@ CSRF = "6b1f0c2e9a7d4e8f3b5a1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f"
 
 def start_baseline_post(cores: Cores, workdir: Path) -> ServerProcess:
     """Start baseline B (``baseline_post.py``) pinned to the server core."""
-    argv = [
-        *cores.prefix(cores.server),
-        sys.executable,
-        str(ROOT / "benchmarks" / "baseline_post.py"),
-        "0",
-    ]
-    server = ServerProcess("baseline B", argv, workdir, workdir / "baseline_post.out")
-    server.wait_listening(listening_port)
-    return server
+    return start_baseline(cores, workdir, "baseline B", "baseline_post.py")
 
 
 def check_floor(port: int) -> None:
