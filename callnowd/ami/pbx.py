@@ -210,7 +210,7 @@ class AmiPbx:
 
 
 class GraceQueue(DelayQueue[str]):
-    """Runs ``action(key)`` ``delay`` seconds (the grace) after each :meth:`add`, in order.
+    """Runs ``action(key)`` the grace (``delay`` s) after each :meth:`add`, in order.
 
     One timer serves every pending key (the delay is the same for all, so they
     fall due in the order they were added), instead of one timer each.

@@ -12,9 +12,10 @@ other state, so a crash, a reconnect or a retry can never dial it a second time.
 The flow keeps the copy of each request it carries as its last transition returned
 it (in its :class:`~callnowd.calls.inflight.InFlight`, with the rest of its memory of
 the requests it carries and those it saw end), and starts the next transition from
-that copy instead of reading the request again: the store's transition is atomic on the expected state, so a copy that is no
-longer current (another process moved the request) only costs a ``StaleState``,
-after which the request is read and the step decided again, as before.
+that copy instead of reading the request again: the store's transition is atomic on
+the expected state, so a copy that is no longer current (another process moved the
+request) only costs a ``StaleState``, after which the request is read and the step
+decided again, as before.
 
 When the daemon stops, the flow is told first (:meth:`CallFlow.stop`): from then on
 it stores no outcome, and the work in flight, cut short by the store's closing and
