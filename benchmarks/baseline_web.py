@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from twisted.internet import endpoints
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.web import resource, server
 from twisted.web.iweb import IRequest
 
@@ -30,8 +31,8 @@ class Hello(resource.Resource):
         return BODY
 
 
-def serve(program: str, argv: list[str], site: server.Site) -> int:
-    """Serve ``site`` on 127.0.0.1 at the port in ``argv`` until killed.
+def serve(program: str, argv: list[str], site: IProtocolFactory) -> int:
+    """Serve ``site`` (a web site, or any server factory) on 127.0.0.1 at the port in ``argv`` until killed.
 
     Once listening it prints ``listening on 127.0.0.1:<port>`` (the harness reads
     the port from it). Shared by the baseline servers.

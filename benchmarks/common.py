@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
@@ -101,18 +102,24 @@ def start_baseline_web(cores: Cores, workdir: Path) -> ServerProcess:
 
 
 def start_baseline(
-    cores: Cores, workdir: Path, name: str, script: str
+    cores: Cores,
+    workdir: Path,
+    name: str,
+    script: str,
+    args: Sequence[str] = (),
+    core: int | Literal["server"] | None = "server",
 ) -> ServerProcess:
-    """Start a baseline server (``benchmarks/<script>``) pinned to the server core.
+    """Start a baseline server (``benchmarks/<script> 0 [args]``) pinned to ``core``.
 
-    Its output goes to ``<workdir>/<script stem>.out``; the port is read from its
-    ``listening on`` line.
+    ``core`` is the server core unless given. Its output goes to
+    ``<workdir>/<script stem>.out``; the port is read from its ``listening on`` line.
     """
     argv = [
-        *cores.prefix(cores.server),
+        *cores.prefix(cores.server if core == "server" else core),
         sys.executable,
         str(ROOT / "benchmarks" / script),
         "0",
+        *args,
     ]
     out = workdir / (Path(script).stem + ".out")
     server = ServerProcess(name, argv, workdir, out)
