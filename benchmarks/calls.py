@@ -16,6 +16,14 @@ steady state. Baseline A is a bare twisted.web GET in its own process.
    time from sending a request to the simulator parsing its Originate, against A's
    HTTP response latency at the same rate.
 
+Both parts also load baseline D (``baseline_dial.py``, variant ``least``; leave it
+out with ``--no-least``): the same form POST served by the plainest code that does
+once what an accepted request needs (CSRF, destination check, rate limits, request
+row and events, Originate, UserEvents, log lines, the owner's no-answer read back
+and stored), against a simulator of its own. No daemon with those features can do
+better with these libraries, so D / A is the ceiling the daemon's ratio is read
+against.
+
 Run from the repository root: ``.venv/bin/python benchmarks/calls.py`` (``--help``).
 Requires ``wrk`` and ``taskset``. The last line of output is one JSON object.
 """
@@ -31,9 +39,11 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.baseline_accept import csrf_token
 from benchmarks.calls_latency import LatencyPair, RateRun, RateSpec, run_rate
 from benchmarks.calls_report import report
 from benchmarks.calls_stack import (
+    AMI_SECRET,
     Simulator,
     form_credentials,
     start_full_stack,
@@ -50,6 +60,7 @@ from benchmarks.common import (
     pick_cores,
     require_wrk,
     scratch_dir,
+    start_baseline,
     start_baseline_web,
     wait_idle,
 )
@@ -65,7 +76,7 @@ local headers = {
   ["Content-Type"] = "application/x-www-form-urlencoded",
 }
 function request()
-  local n = run * 100000 + 8 * counter + ((thread_number or 1) - 1) % 8
+  local n = run * 100000 + 2 * counter + ((thread_number or 1) - 1) % 2
   counter = counter + 1
   local exchange = 200 + math.floor(n / 10000) % 800
   local body = string.format("csrf={csrf}&phone=%%2B1212%03d%04d&name=Bench+%s",
@@ -76,6 +87,8 @@ end
 )
 # Numbers of the open-loop runs: +1 646 …, run k from k * 100000 (rate_load).
 RATE_RUN_STRIDE = 100_000
+# Baseline D's CSRF cookie; its token is baseline_accept.csrf_token(LEAST_COOKIE).
+LEAST_COOKIE = "bGVhc3QtZGlhbC1iZW5jaC1ub25jZS0x"
 HANGUP_GRACE = 2.0  # callnowd.ami.pbx.watch_calls reacts to a Hangup this late
 
 
@@ -101,6 +114,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--owner", default="ring", help="simulated owner script (sim_config syntax)"
     )
+    parser.add_argument(
+        "--no-least",
+        dest="least",
+        action="store_false",
+        help="leave out baseline D (baseline_dial.py), the ceiling",
+    )
     options = parser.parse_args(argv)
     if options.rounds < 3 or options.latency_rounds < 3:
         parser.error("--rounds and --latency-rounds must be at least 3")
@@ -123,14 +142,27 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
         processes.append(baseline)
         simulator = Simulator(cores, workdir, options.owner)
         processes.append(simulator)
+        simulators = [simulator]
         daemon = start_full_stack(cores, workdir, simulator, options.ring_timeout)
         processes.append(daemon)
         cookie, csrf = form_credentials(daemon.port)
+        idle = {"post": [daemon.pid, simulator.server.pid]}
+        idle["one_step"] = idle["post"]
+        least = None
+        if options.least:
+            least_simulator = Simulator(cores, workdir, options.owner, name="sim-d")
+            processes.append(least_simulator)
+            least = start_baseline_dial(
+                cores, workdir, least_simulator, options.ring_timeout
+            )
+            processes.append(least)
+            simulators.append(least_simulator)
+            idle["least"] = [least.pid, least_simulator.server.pid]
 
         def settle(target: Target, measured: WrkResult | None = None) -> None:
             if target.name != "A":
                 time.sleep(options.ring_timeout + HANGUP_GRACE + 0.5)
-            wait_idle([daemon.pid, simulator.server.pid])
+            wait_idle(idle.get(target.name, idle["post"]))
 
         base = f"http://127.0.0.1:{daemon.port}"
         a = Target("A", f"http://127.0.0.1:{baseline.port}/")
@@ -148,6 +180,16 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
                 ONE_STEP_LUA.replace("{callnow_id}", CALLNOW_ID),
             ),
         ]
+        if least is not None:
+            variants.append(
+                Target(
+                    "least",
+                    f"http://127.0.0.1:{least.port}/callnow/{CALLNOW_ID}",
+                    FORM_POST_LUA.replace("{callnow_id}", CALLNOW_ID)
+                    .replace("{cookie}", LEAST_COOKIE)
+                    .replace("{csrf}", csrf_token(LEAST_COOKIE)),
+                )
+            )
         settings = LoadSettings(
             duration=options.duration, connections=options.connections
         )
@@ -180,8 +222,21 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
         ]
         if not options.latency_one_step:
             specs.pop()
+        if least is not None:
+            specs.append(
+                RateSpec(
+                    "least",
+                    "post",
+                    least.port,
+                    options.rate,
+                    options.rate_duration,
+                    CALLNOW_ID,
+                    LEAST_COOKIE,
+                    csrf_token(LEAST_COOKIE),
+                )
+            )
         pairs = latency_rounds(specs, options.latency_rounds, cores, workdir, settle)
-        originates = simulator.originates()
+        originates = [o for sim in simulators for o in sim.originates()]
         print(f"measured in {time.monotonic() - began:.0f} s")
         requests = stored_count(workdir)
     finally:
@@ -189,6 +244,25 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
             process.stop()
     report(rounds, pairs, originates, requests, options)
     return 0
+
+
+def start_baseline_dial(
+    cores: Cores, workdir: Path, simulator: Simulator, ring_timeout: int
+) -> ServerProcess:
+    """Start baseline D against ``simulator``, pinned to the server core."""
+    return start_baseline(
+        cores,
+        workdir,
+        "baseline D",
+        "baseline_dial.py",
+        [
+            str(simulator.port),
+            AMI_SECRET,
+            str(workdir / "least.sqlite3"),
+            str(workdir / "least.log"),
+            str(ring_timeout),
+        ],
+    )
 
 
 def latency_rounds(

@@ -26,6 +26,7 @@ from benchmarks.common import (
     print_table,
     rounded,
 )
+from benchmarks.http_pages import RUN_CAPACITY
 
 BASELINE = "A: bare twisted.web"
 WRK_AREA = "+1212"  # the numbers of the wrk runs (ONE_STEP_LUA, FORM_POST_LUA)
@@ -58,6 +59,12 @@ def accepted_by_run(
             by_run.setdefault(run, []).append(originate.at)
     counted: dict[str, Accepted] = {}
     for result in results:
+        if result.requests > RUN_CAPACITY:
+            print(
+                f"warning: run {result.tag} sent {result.requests} requests, more "
+                f"than the {RUN_CAPACITY} numbers of a run: its count is wrong "
+                "(shorten --duration)"
+            )
         times = by_run.get(int(result.tag.lstrip("w") or 0), [])
         window = [t for t in times if result.started <= t <= result.finished]
         counted[result.tag] = Accepted(

@@ -58,9 +58,16 @@ class Simulator:
     """The simulator process and its Originate records."""
 
     def __init__(
-        self, cores: Cores, workdir: Path, owner: str, *, eventfilter: bool = True
+        self,
+        cores: Cores,
+        workdir: Path,
+        owner: str,
+        *,
+        eventfilter: bool = True,
+        name: str = "simulator",
     ) -> None:
-        self.record = workdir / "originates.txt"
+        """Start it; ``name`` tells its files apart from another simulator's."""
+        self.record = workdir / f"{name}-originates.txt"
         self._dumps = 0
         argv = [
             *cores.prefix(cores.load),
@@ -74,7 +81,7 @@ class Simulator:
             owner,
             *([] if eventfilter else ["--no-eventfilter"]),
         ]
-        self.server = ServerProcess("simulator", argv, workdir, workdir / "sim.out")
+        self.server = ServerProcess(name, argv, workdir, workdir / f"{name}.out")
         self.server.wait_listening(listening_port)
 
     @property

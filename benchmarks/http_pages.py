@@ -52,10 +52,12 @@ ONE_STEP_NOTE = (
 
 # Every request carries a number no earlier request of the benchmark used, so
 # neither the one-step idempotency window nor joining an open request of the same
-# visitor applies: run k (its tag "w<k>") and wrk thread t (up to 8) use
-# n = k * 100000 + 8 * counter + (t - 1), and n picks +1 212 <200 + n / 10^4 mod 800>
-# <n mod 10^4>, all valid US numbers (80 runs before the exchanges wrap). The name
+# visitor applies: run k (its tag "w<k>") and wrk thread t (up to 2) use
+# n = k * 100000 + 2 * counter + (t - 1), and n picks +1 212 <200 + n / 10^4 mod 800>
+# <n mod 10^4>, all valid US numbers (80 runs before the exchanges wrap). A run has
+# room for 50,000 requests (the benchmarks use one thread); RUN_CAPACITY. The name
 # carries the run's tag too.
+RUN_CAPACITY = 50_000
 ONE_STEP_LUA = """
 local next_thread = 0
 function setup(thread)
@@ -72,7 +74,7 @@ function init(args)
 end
 
 function request()
-  local n = run * 100000 + 8 * counter + ((thread_number or 1) - 1) % 8
+  local n = run * 100000 + 2 * counter + ((thread_number or 1) - 1) % 2
   counter = counter + 1
   local exchange = 200 + math.floor(n / 10000) % 800
   local path = string.format(
