@@ -1,7 +1,9 @@
 """Baseline D: the least a server does per request for what callnowd's issues require.
 
-Run as ``python benchmarks/baseline_dial.py PORT AMI_PORT SECRET DATABASE LOG RING_S``
-(``0`` picks a free port; ``RING_S``: the Originate's timeout in seconds). It logs in to the AMI peer at ``AMI_PORT`` (the benchmark
+Run as ``python benchmarks/baseline_dial.py PORT AMI_PORT SECRET DATABASE LOG RING_S
+[REDIS_URL]`` (``0`` picks a free port; ``RING_S``: the Originate's timeout in
+seconds; with ``REDIS_URL`` the limits are evaluated in that Redis by callnowd's
+Redis store, its Lua script and txredisapi client, instead of in this process). It logs in to the AMI peer at ``AMI_PORT`` (the benchmark
 simulator, ``sim_server.py``) as ``callnowd`` with ``SECRET``, then listens and
 prints ``listening on 127.0.0.1:<port>``, as the other baselines do.
 
@@ -45,6 +47,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs
 
 from twisted.internet import endpoints, protocol
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IProtocol
 from twisted.web import resource, server
 from twisted.web.iweb import IRequest
@@ -56,7 +59,7 @@ from callnowd.limits.destination_policy import DestinationPolicy
 from callnowd.limits.destinations import check_destination
 from callnowd.limits.limiter import Limiter
 from callnowd.limits.memory import MemoryRateLimitStore
-from callnowd.limits.settings import LimitSettings
+from callnowd.limits.settings import LimitSettings, parse_redis_url
 from callnowd.service import GcTuning
 
 SCHEMA = (
@@ -238,16 +241,21 @@ class Accept(resource.Resource):
 
     isLeaf = True  # noqa: N815 (Twisted's attribute name)
 
-    def __init__(self, flow: Flow, reactor: Any) -> None:
+    def __init__(self, flow: Flow, reactor: Any, redis: Any = None) -> None:
         super().__init__()
         self._flow = flow
         self._reactor = reactor
         self._policy = DestinationPolicy()
         self._limiter, self._limits = _limiter()
+        self._redis = redis  # a RedisRateLimitStore, or None: in this process
 
     # Twisted dispatches to render_<METHOD> by name; Resource declares none of them.
-    def render_POST(self, request: IRequest) -> bytes:  # noqa: N802
-        """303 for a valid form within the limits; else 400 or 429."""
+    def render_POST(self, request: IRequest) -> bytes | int:  # noqa: N802
+        """303 for a valid form within the limits; else 400 or 429.
+
+        With Redis, the answer is written once the limits are known
+        (``NOT_DONE_YET`` now).
+        """
         content = request.content
         args = parse_qs(content.read() if content is not None else b"")
         values = [args.get(name) for name in FIELDS]
@@ -270,11 +278,29 @@ class Accept(resource.Resource):
         now = self._reactor.seconds()
         client = request.getClientAddress()
         plan = self._limiter.plan(getattr(client, "host", ""), CALLNOW_ID, verdict.e164)
-        if not self._limits.evaluate_now(plan, now).verdict.allowed:
+        if self._redis is None:
+            allowed = self._limits.evaluate_now(plan, now).verdict.allowed
+            return self._accept(request, allowed, verdict.e164, name, now)
+        answer = Deferred.fromCoroutine(self._redis.evaluate(plan, now))
+
+        def decided(outcome: Any) -> None:
+            request.write(
+                self._accept(request, outcome.verdict.allowed, e164, name, now)
+            )
+            request.finish()
+
+        e164 = verdict.e164
+        answer.addCallback(decided)
+        return server.NOT_DONE_YET
+
+    def _accept(
+        self, request: IRequest, allowed: bool, e164: str, name: str, now: float
+    ) -> bytes:
+        if not allowed:
             request.setResponseCode(429)
             return b"too many requests\n"
         token = secrets.token_urlsafe(16)
-        self._flow.start(verdict.e164, name, token, now)
+        self._flow.start(e164, name, token, now)
         request.setResponseCode(303)
         request.setHeader(
             b"location", f"/callnow/{CALLNOW_ID}/requests/{token}".encode()
@@ -285,9 +311,10 @@ class Accept(resource.Resource):
 
 def main(argv: list[str]) -> int:
     """Serve :class:`Accept` once logged in; ``argv`` as in the module docstring."""
-    if len(argv) != 6 or not all(argv[i].isdigit() for i in (0, 1, 5)):
+    if len(argv) not in (6, 7) or not all(argv[i].isdigit() for i in (0, 1, 5)):
         print(
-            "usage: baseline_dial.py PORT AMI_PORT SECRET DATABASE LOG RING_S",
+            "usage: baseline_dial.py PORT AMI_PORT SECRET DATABASE LOG RING_S"
+            " [REDIS_URL]",
             file=sys.stderr,
         )
         return 2
@@ -307,7 +334,13 @@ def main(argv: list[str]) -> int:
     # The rows and lines of the last turn, when SIGTERM stops the reactor first.
     reactor.addSystemEventTrigger("before", "shutdown", flow.end_of_turn)
     endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", int(argv[1]))
-    site = server.Site(Accept(flow, reactor), parsePOSTFormSubmission=False)
+    redis = None
+    if len(argv) == 7:
+        from callnowd.limits.redis import RedisRateLimitStore, connect_redis
+
+        connection = connect_redis(reactor, parse_redis_url(argv[6]))
+        redis = RedisRateLimitStore(connection, reactor, prefix="least")
+    site = server.Site(Accept(flow, reactor, redis), parsePOSTFormSubmission=False)
 
     def connected(ami: IProtocol) -> None:
         assert isinstance(ami, Dialler)

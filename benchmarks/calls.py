@@ -247,9 +247,16 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
 
 
 def start_baseline_dial(
-    cores: Cores, workdir: Path, simulator: Simulator, ring_timeout: int
+    cores: Cores,
+    workdir: Path,
+    simulator: Simulator,
+    ring_timeout: int,
+    redis_url: str | None = None,
 ) -> ServerProcess:
-    """Start baseline D against ``simulator``, pinned to the server core."""
+    """Start baseline D against ``simulator``, pinned to the server core.
+
+    With ``redis_url`` its limits are evaluated in that Redis.
+    """
     return start_baseline(
         cores,
         workdir,
@@ -261,6 +268,7 @@ def start_baseline_dial(
             str(workdir / "least.sqlite3"),
             str(workdir / "least.log"),
             str(ring_timeout),
+            *([redis_url] if redis_url else []),
         ],
     )
 

@@ -17,6 +17,9 @@ Variants, each measured right after its own baseline run (A), interleaved:
   Originates counted at the simulator) with every request checked in Redis and
   every limit raised out of reach, so each check is allowed.
 * ``accepted``: the same with the in-process limiter, for comparison.
+* ``least_redis``: baseline D (``baseline_dial.py``, see :mod:`benchmarks.calls`)
+  with its limits in the same Redis: the plainest server doing once what an
+  accepted request needs, so the ceiling for ``accepted_redis``.
 
 Run from the repository root: ``.venv/bin/python benchmarks/limits.py``
 (``--help``). Requires ``wrk``, ``taskset`` and ``redis-server``. The last line of
@@ -32,7 +35,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.calls import FORM_POST_LUA, HANGUP_GRACE
+from benchmarks.baseline_accept import csrf_token
+from benchmarks.calls import (
+    FORM_POST_LUA,
+    HANGUP_GRACE,
+    LEAST_COOKIE,
+    start_baseline_dial,
+)
 from benchmarks.calls_report import Accepted, accepted_by_run
 from benchmarks.calls_stack import (
     Simulator,
@@ -126,6 +135,19 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
                     cores, workdir / name, simulator, options.ring_timeout, limits
                 )
             )
+        (workdir / "least_redis").mkdir()
+        simulator = Simulator(cores, workdir / "least_redis", "ring", name="sim-d")
+        processes.append(simulator)
+        simulators.append(simulator)
+        daemons["least_redis"] = keep(
+            start_baseline_dial(
+                cores,
+                workdir / "least_redis",
+                simulator,
+                options.ring_timeout,
+                f"redis://127.0.0.1:{redis.port}/0",
+            )
+        )
         for name in REDIS_VARIANTS:
             state = limiter_state(daemons[name].port)
             if state != "redis ok":
@@ -139,7 +161,7 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
         meter = Meter(pids, redis.port)
 
         def settle(target: Target, measured: WrkResult) -> None:
-            if target.name.startswith("accepted"):
+            if target.name.startswith(("accepted", "least")):
                 time.sleep(options.ring_timeout + HANGUP_GRACE + 0.5)
             wait_idle(watched)
             meter.record(measured.tag)
@@ -171,14 +193,17 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
 
 
 def variants(daemons: dict[str, ServerProcess]) -> list[Target]:
-    """The wrk targets: the two floods (429s counted) and the two form-POST loads."""
+    """The wrk targets: the floods (429s counted) and the form-POST loads."""
     targets = []
     for name in REJECTS:
         url = f"http://127.0.0.1:{daemons[name].port}{flood_path()}"
         targets.append(Target(name, url, count_status=429))
-    for name in ("accepted_redis", "accepted"):
+    for name in ("accepted_redis", "accepted", "least_redis"):
         port = daemons[name].port
-        cookie, csrf = form_credentials(port)
+        if name == "least_redis":
+            cookie, csrf = LEAST_COOKIE, csrf_token(LEAST_COOKIE)
+        else:
+            cookie, csrf = form_credentials(port)
         lua = (
             FORM_POST_LUA.replace("{callnow_id}", CALLNOW_ID)
             .replace("{cookie}", cookie)
@@ -283,7 +308,7 @@ def _cpu_per(
         if used is None or answers <= 0:
             continue
         daemon.append(used[name] / answers * 1e6)
-        if name in REDIS_VARIANTS:
+        if name in REDIS_VARIANTS or name == "least_redis":
             redis.append(used["redis"] / answers * 1e6)
     return median_iqr(daemon)[0], median_iqr(redis)[0]
 
@@ -344,8 +369,16 @@ def _checks(
         )
         out[f"redis_calls_per_answer_{name}"] = rounded(calls / max(answers, 1))
         out[f"redis_us_per_call_{name}"] = rounded(usec / max(calls, 1), 1)
+    runs = _runs(rounds, "least_redis")
+    calls = sum(meter.calls[r.tag][0] for r in runs if r.tag in meter.calls)
+    answers = sum(r.requests for r in runs)
+    print(
+        f"least_redis: {calls} Redis script calls for {answers} answers "
+        f"({calls / max(answers, 1):.3f} per answer)"
+    )
+    out["redis_calls_per_answer_least_redis"] = rounded(calls / max(answers, 1))
     missing = 0
-    for name in ("accepted_redis", "accepted"):
+    for name in ("accepted_redis", "accepted", "least_redis"):
         for r in _runs(rounds, name):
             missing += max(0, r.requests - r.status_errors - accepted[r.tag].total)
     print(f"accepted: 303s without an Originate at the simulator: {missing}")
