@@ -25,6 +25,7 @@ from callnowd.limits.ratelimit import Verdict
 from callnowd.models import CallRequest, Extension, RequestSource
 from callnowd.rules.callers import Action
 from callnowd.rules.engine import Decision, DecisionReason, decide_for_request
+from callnowd.store.errors import StoreUnavailable
 from callnowd.store.interface import Store
 from callnowd.validation import FieldError
 
@@ -43,6 +44,11 @@ class RequestLimiter(Protocol):
         self, client_ip: str, callnow_id: str, destination_e164: str, now: float
     ) -> Verdict:
         """Allowed (and charged to every limit), or refused with a reason."""
+
+    async def refund(
+        self, client_ip: str, callnow_id: str, destination_e164: str, now: float
+    ) -> None:
+        """Give back what an allowed :meth:`check` of the same request charged."""
 
 
 @attrs.frozen
@@ -163,18 +169,47 @@ class Intake:
             FieldError: the number is not a phone number.
             DestinationRefused: the policy refuses the number; a ``rejected``
                 request with the reason was stored.
+            StoreUnavailable: the store cannot take it now; what the limits
+                charged for it was given back.
         """
         try:
             phone = self.destination(raw_phone)
         except DestinationRefused as refused:
             await self._record_refusal(extension, raw_phone, name, source, now, refused)
             raise
-        if self._limiter is not None:
-            verdict = await self._limiter.check(
-                client_ip, extension.preferences.callnow_id, phone, now
+        if self._limiter is None:
+            return await self._decide_and_store(extension, phone, name, source, now)
+        callnow_id = extension.preferences.callnow_id
+        verdict = await self._limiter.check(client_ip, callnow_id, phone, now)
+        if not verdict.allowed:
+            raise RateLimited(verdict)
+        try:
+            return await self._decide_and_store(extension, phone, name, source, now)
+        except StoreUnavailable:
+            # The visitor is told to send it again: this one must not count.
+            await self._refund(self._limiter, (client_ip, callnow_id, phone, now))
+            raise
+
+    async def _refund(
+        self, limiter: RequestLimiter, request: tuple[str, str, str, float]
+    ) -> None:
+        try:
+            await limiter.refund(*request)
+        except Exception:
+            self.log.failure(
+                "Could not give back the rate-limit permit of a request the store"
+                " could not take"
             )
-            if not verdict.allowed:
-                raise RateLimited(verdict)
+
+    async def _decide_and_store(
+        self,
+        extension: Extension,
+        phone: str,
+        name: str | None,
+        source: RequestSource,
+        now: float,
+    ) -> Outcome:
+        """Run the rules, then join an open request or store a new one."""
         rules = await self._store.list_rules(extension.number)
         busy = False
         if extension.preferences.reject_when_busy and self._presence is not None:

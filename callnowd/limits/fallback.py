@@ -133,6 +133,17 @@ class FallbackRateLimitStore:
             return Outcome(refused)
         return await self._secondary.evaluate(plan, now)
 
+    async def refund(self, plan: Plan, now: float) -> None:
+        """See :meth:`RateLimitStore.refund`: to the store answering now.
+
+        Raises:
+            StoreUnavailable: Redis cannot answer (nothing was given back).
+        """
+        if self._down:
+            await self._secondary.refund(plan, now)
+            return
+        await self._guarded(self._primary.refund(plan, now))
+
     async def list_blocks(self, now: float) -> list[BlockInfo]:
         """Blocks from Redis and those made in process during outages.
 

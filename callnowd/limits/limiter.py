@@ -96,6 +96,7 @@ class Limiter:
         self.denials: Tally[str] = Tally()  # reason -> refused requests
         self.blocks: Tally[str] = Tally()  # key kind -> blocks created
         self.allowed = 0
+        self.refunded = 0  # allowed requests given back (their store failed)
         self._escalation = Escalation(
             kinds=frozenset(KeyKind(k) for k in settings.escalate_kinds),
             after=settings.escalate_after,
@@ -216,6 +217,20 @@ class Limiter:
         )
         self._blocked.remember(request, verdict, now)  # ttl 0: kept for no time
         return verdict
+
+    async def refund(
+        self, client_ip: str, callnow_id: str, destination_e164: str, now: float
+    ) -> None:
+        """Give back what an allowed :meth:`check` of this request took.
+
+        For a request let through that could not be stored (the visitor is told
+        to send it again); see :meth:`RateLimitStore.refund`.
+
+        Raises:
+            StoreUnavailable: the limit store cannot answer now.
+        """
+        await self.store.refund(self.plan(client_ip, callnow_id, destination_e164), now)
+        self.refunded += 1
 
     async def check_404(self, client_ip: str, now: float) -> Verdict:
         """May this client get another answer for an unknown link?

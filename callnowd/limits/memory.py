@@ -121,6 +121,26 @@ class MemoryRateLimitStore:
                     new_blocks.append(block)
         return Outcome(verdict, tuple(new_blocks))
 
+    async def refund(self, plan: Plan, now: float) -> None:
+        """See :meth:`RateLimitStore.refund`."""
+        self.refund_now(plan, now)
+
+    def refund_now(self, plan: Plan, now: float) -> None:
+        """:meth:`refund`, synchronously."""
+        now_us = to_us(now)
+        for check in plan.checks:
+            if not isinstance(check, BucketCheck):
+                continue
+            name = (check.reason, check.key.digest)  # as state_name(check)
+            tat_us = self._tats.get(name)
+            if tat_us is None:
+                continue
+            tat_us -= check.rate.emission_us
+            if tat_us > now_us:
+                self._tats[name] = tat_us
+            else:
+                del self._tats[name]  # a full bucket, as for a key never seen
+
     def blocked(self, plan: Plan, now: float) -> Verdict | None:
         """The refusal for ``plan`` if one of its keys is blocked here, else None.
 

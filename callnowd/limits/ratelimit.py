@@ -411,6 +411,20 @@ class RateLimitStore(Protocol):
         """
         ...
 
+    async def refund(self, plan: Plan, now: float) -> None:
+        """Give back the permit an allowed :meth:`evaluate` of ``plan`` took.
+
+        For a request that was let through but could not be carried out (its own
+        store failed), so a visitor told to send it again is not limited for it.
+        Each bucket check gets one request's emission back (never more than a full
+        bucket); a distinct check keeps its member (sending the same number again
+        adds nothing to it). Denials, strikes and blocks are untouched.
+
+        Raises:
+            StoreUnavailable: the store cannot answer now.
+        """
+        ...
+
     async def list_blocks(self, now: float) -> list[BlockInfo]:
         """The blocks in force at ``now``.
 

@@ -51,7 +51,11 @@ from callnowd.limits.ratelimit import (
     to_us,
     us_to_s,
 )
-from callnowd.limits.redis_script import ADOPT_BLOCKS_SCRIPT, GCRA_SCRIPT
+from callnowd.limits.redis_script import (
+    ADOPT_BLOCKS_SCRIPT,
+    GCRA_SCRIPT,
+    REFUND_SCRIPT,
+)
 from callnowd.limits.settings import RedisAddress
 
 log = Logger()
@@ -293,6 +297,16 @@ class RedisRateLimitStore:
                 self._states.clear()
             self._states[name] = found
         return found
+
+    async def refund(self, plan: Plan, now: float) -> None:
+        """See :meth:`RateLimitStore.refund` (in Redis time with server_time)."""
+        buckets = [c for c in plan.checks if isinstance(c, BucketCheck)]
+        if not buckets:
+            return
+        keys = [self._key(state_name(c)) for c in buckets]
+        args = ["-1" if self._server_time else str(to_us(now))]
+        args += [str(c.rate.emission_us) for c in buckets]
+        await self._call("refund", self._redis.eval(REFUND_SCRIPT, keys, args))
 
     async def list_blocks(self, now: float) -> list[BlockInfo]:
         """See :meth:`RateLimitStore.list_blocks` (in Redis time with server_time)."""

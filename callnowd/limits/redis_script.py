@@ -32,7 +32,16 @@ check ``index``, 2 blocked identity ``index`` (retry_us -1 when permanent).
 
 from __future__ import annotations
 
-GCRA_SCRIPT = """
+# ``now`` in microseconds from ARGV[1], or Redis ``TIME`` when it is negative.
+_NOW = """local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+"""
+
+GCRA_SCRIPT = (
+    """
 local ARGV = (function(packed)
   local out = {}
   for field in string.gmatch(packed, '([^\t]*)\t') do out[#out + 1] = field end
@@ -40,12 +49,9 @@ local ARGV = (function(packed)
 end)(ARGV[1])
 local function fmt(x) return string.format('%.0f', x) end
 local function ttl_ms(us) return fmt(math.max(1, math.ceil(us / 1000))) end
-local now = tonumber(ARGV[1])
-if now < 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local nid = tonumber(ARGV[2])
+"""
+    + _NOW
+    + """local nid = tonumber(ARGV[2])
 local nck = tonumber(ARGV[3])
 local a0 = 8 + 3 * nid
 local k0 = 3 * nid
@@ -171,19 +177,18 @@ if ARGV[4] == '1' then
 end
 return out
 """
+)
 
 # Records blocks made by another store (RateLimitStore.adopt_blocks), in the
 # block hashes GCRA_SCRIPT writes and reads. KEYS: one block hash per block.
 # ARGV: now (microseconds, or -1 for Redis TIME), then per block: kind, digest,
 # reason, since_us, until_us (-1: permanent), strikes. A block that has ended, or
 # whose key is blocked already, is skipped. Returns how many were recorded.
-ADOPT_BLOCKS_SCRIPT = """
-local now = tonumber(ARGV[1])
-if now < 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local added = 0
+ADOPT_BLOCKS_SCRIPT = (
+    """
+"""
+    + _NOW
+    + """local added = 0
 for i = 1, #KEYS do
   local o = 1 + (i - 1) * 6
   local untl = tonumber(ARGV[o + 5])
@@ -206,3 +211,31 @@ for i = 1, #KEYS do
 end
 return added
 """
+)
+
+# Gives back one request's emission to bucket states (RateLimitStore.refund). KEYS:
+# the bucket state keys. ARGV: now (microseconds, or -1 for Redis TIME), then per
+# key its emission in microseconds. A TAT that falls to ``now`` or below is deleted
+# (a full bucket, as for a key never seen); otherwise it is written back with its
+# expiry. Returns how many states were changed.
+REFUND_SCRIPT = (
+    """
+"""
+    + _NOW
+    + """local changed = 0
+for i = 1, #KEYS do
+  local tat = redis.call('GET', KEYS[i])
+  if tat then
+    local back = tonumber(tat) - tonumber(ARGV[i + 1])
+    if back > now then
+      redis.call('SET', KEYS[i], string.format('%.0f', back), 'PX',
+        string.format('%.0f', math.max(1, math.ceil((back - now) / 1000))))
+    else
+      redis.call('DEL', KEYS[i])
+    end
+    changed = changed + 1
+  end
+end
+return changed
+"""
+)

@@ -1,4 +1,4 @@
-"""Intake: what a dropped visitor connection must not lose."""
+"""Intake: what a dropped visitor connection or a store outage must not lose."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from callnowd.calls.intake import Intake
 from callnowd.limits.destination_policy import DestinationPolicy
+from callnowd.limits.limiter import Limiter
+from callnowd.limits.memory import MemoryRateLimitStore
+from callnowd.limits.ratelimit import StoreUnavailable as LimitStoreUnavailable
+from callnowd.limits.settings import LimitSettings
 from callnowd.models import CallRequest, RequestEvent, RequestSource, RequestState
+from callnowd.store.errors import StoreUnavailable
 from tests.fakes import MemoryStore
 from tests.http.helpers import extension
 
@@ -72,3 +77,68 @@ class ShieldTests(SynchronousTestCase):
         self.successResultOf(submitted)
         (request,) = store.requests.values()
         self.assertEqual(handed, [(request, ext)])
+
+
+class OutageStore(MemoryStore):
+    """A store whose writes fail as a locked or full database does, while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def create_request(
+        self,
+        request: CallRequest,
+        event: RequestEvent,
+        *,
+        dedupe_since: float | None = None,
+    ) -> tuple[CallRequest, bool]:
+        if self.down:
+            raise StoreUnavailable("database is locked")
+        return await super().create_request(request, event, dedupe_since=dedupe_since)
+
+
+class BrokenRefunds(Limiter):
+    """A limiter whose store cannot give anything back."""
+
+    async def refund(
+        self, client_ip: str, callnow_id: str, destination_e164: str, now: float
+    ) -> None:
+        raise LimitStoreUnavailable("Redis timed out")
+
+
+class StoreOutageTests(SynchronousTestCase):
+    """A request the store could not take costs the visitor no rate-limit permit."""
+
+    def setUp(self) -> None:
+        self.store = OutageStore()
+        self.ext = extension(image_validation=False)
+        self.successResultOf(Deferred.fromCoroutine(self.store.add_extension(self.ext)))
+
+    def submit(self, intake: Intake, now: float) -> Deferred[Any]:
+        return Deferred.fromCoroutine(
+            intake.submit(
+                self.ext, "+12015550123", "Mary", RequestSource.FORM, now, "192.0.2.7"
+            )
+        )
+
+    def test_retries_during_an_outage_are_not_limited(self) -> None:
+        """More attempts than the number's limit fail with the outage, then one goes through."""
+        limiter = Limiter(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
+        intake = Intake(self.store, DestinationPolicy(), None, 600, limiter=limiter)
+        attempts = LimitSettings().destination_short_limit + 2
+        for n in range(attempts):
+            self.failureResultOf(self.submit(intake, 1000.0 + n), StoreUnavailable)
+        self.assertEqual(limiter.refunded, attempts)
+        self.store.down = False
+        outcome = self.successResultOf(self.submit(intake, 1000.0 + attempts))
+        self.assertTrue(outcome.created)
+        self.assertEqual(list(self.store.requests), [outcome.request.id])
+
+    def test_a_failed_refund_is_logged_and_the_outage_still_answered(self) -> None:
+        """When the permit cannot be given back, the visitor still hears of the outage."""
+        limiter = BrokenRefunds(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
+        intake = Intake(self.store, DestinationPolicy(), None, 600, limiter=limiter)
+        self.failureResultOf(self.submit(intake, 1000.0), StoreUnavailable)
+        self.assertEqual(len(self.flushLoggedErrors(LimitStoreUnavailable)), 1)
+        self.assertEqual(limiter.refunded, 0)

@@ -49,6 +49,11 @@ class FakeLimiter:
         self.checks += 1
         return ALLOWED
 
+    async def refund(
+        self, client_ip: str, callnow_id: str, destination_e164: str, now: float
+    ) -> None:
+        """Nothing to give back: nothing is counted."""
+
     async def check_404(self, client_ip: str, now: float) -> Verdict:
         """Allowed."""
         self.not_found += 1

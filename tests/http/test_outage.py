@@ -9,7 +9,10 @@ from urllib.parse import urlencode
 from twisted.logger import LogLevel, capturedLogs
 
 from callnowd.http.outage import LOG_INTERVAL, RETRY_AFTER
+from callnowd.limits.limiter import Limiter
+from callnowd.limits.memory import MemoryRateLimitStore
 from callnowd.limits.ratelimit import Reason, Verdict
+from callnowd.limits.settings import LimitSettings
 from callnowd.store.errors import StoreClosed, StoreError, StoreUnavailable
 from tests.http.helpers import FORM, PagesCase, extension
 
@@ -130,6 +133,25 @@ class RefusingLimiter:
 
     async def check(self, *args: object) -> Verdict:
         return Verdict(False, Reason.UNAVAILABLE)
+
+    async def refund(self, *args: object) -> None:
+        raise AssertionError("nothing was allowed, so nothing is given back")
+
+
+class LimitedOutageTests(_TryAgainCase):
+    def test_sending_again_as_told_is_not_rate_limited(self) -> None:
+        """Each 503 gives its permit back: more tries than the limit, then a 303."""
+        self.intake._limiter = Limiter(
+            MemoryRateLimitStore(), LimitSettings(), b"k" * 32
+        )
+        create = self.store.create_request
+        self.store.create_request = _fails  # type: ignore[method-assign]
+        for _ in range(LimitSettings().destination_short_limit + 1):
+            self.assert_try_again(self.submit())
+        self.store.create_request = create  # type: ignore[method-assign]
+        code, headers, _ = self.submit()
+        self.assertEqual(code, 303, headers)
+        self.assertEqual(len(self.store.requests), 1)
 
 
 class LimitsUnavailableTests(_TryAgainCase):

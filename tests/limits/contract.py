@@ -109,6 +109,44 @@ class RateLimitStoreContract(ABC, _Base):
         self.assertEqual(verdict.retry_after, 10.0)
         self.assertEqual(verdict.key, IP.name)
 
+    async def give_back(self, now: float, *checks: BucketCheck | DistinctCheck) -> None:
+        await self.make_store_once().refund(Plan(checks, None), now)
+
+    async def test_refund_gives_back_one_request(self) -> None:
+        """A refunded permit can be taken again; only one per refund."""
+        checks = (bucket(IP), bucket(DEST, limit=2))
+        for _ in range(2):
+            self.assertTrue((await self.take(T0, *checks)).verdict.allowed)
+        self.assertFalse((await self.take(T0, *checks)).verdict.allowed)
+        await self.give_back(T0 + 1, *checks)
+        self.assertTrue((await self.take(T0 + 1, *checks)).verdict.allowed)
+        denied = (await self.take(T0 + 1, *checks)).verdict
+        self.assertEqual(
+            (denied.allowed, denied.reason, denied.retry_after),
+            (False, Reason.DESTINATION_SHORT, 14.0),
+        )
+
+    async def test_refund_never_fills_beyond_capacity(self) -> None:
+        """Refunds of permits not taken, or taken long ago, add nothing."""
+        await self.give_back(T0, bucket())  # nothing taken yet
+        self.assertTrue((await self.take(T0, bucket())).verdict.allowed)
+        await self.give_back(T0, bucket())
+        await self.give_back(T0, bucket())  # one more than was taken
+        results = [(await self.take(T0, bucket())).verdict.allowed for _ in range(4)]
+        self.assertEqual(results, [True, True, True, False])
+        await self.give_back(T0 + 100, bucket())  # long refilled
+        results = [
+            (await self.take(T0 + 100, bucket())).verdict.allowed for _ in range(4)
+        ]
+        self.assertEqual(results, [True, True, True, False])
+
+    async def test_refund_keeps_distinct_members(self) -> None:
+        """A distinct set still counts the member of a refunded request."""
+        self.assertTrue((await self.take(T0, distinct("m1", limit=1))).verdict.allowed)
+        await self.give_back(T0, distinct("m1", limit=1))
+        self.assertFalse((await self.take(T0, distinct("m2", limit=1))).verdict.allowed)
+        self.assertTrue((await self.take(T0, distinct("m1", limit=1))).verdict.allowed)
+
     async def test_refill_over_time(self) -> None:
         """One permit returns every period/limit seconds; a full burst after `period`."""
         for _ in range(3):

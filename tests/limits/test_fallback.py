@@ -60,6 +60,10 @@ class FlakyStore(MemoryRateLimitStore):
         self._fail()
         return await super().adopt_blocks(blocks, now)
 
+    async def refund(self, plan: Plan, now: float) -> None:
+        self._fail()
+        await super().refund(plan, now)
+
     async def ping(self) -> None:
         self._fail()
 
@@ -102,6 +106,36 @@ class FallbackTests(SynchronousTestCase):
         self.assertTrue(run(store.evaluate(plan, T0)).verdict.allowed)
         self.assertFalse(run(store.evaluate(plan, T0)).verdict.allowed)
         self.assertEqual(store.outages, 1)
+
+    def test_refunds_go_to_the_store_answering(self) -> None:
+        """A refund reaches Redis while it answers, process memory while it is down."""
+        store = self.store()
+        plan = Plan((bucket(limit=1),))
+        self.assertTrue(run(store.evaluate(plan, T0)).verdict.allowed)
+        run(store.refund(plan, T0))
+        self.assertTrue(run(store.evaluate(plan, T0)).verdict.allowed)  # in Redis
+        self.primary.down = True
+        self.assertTrue(run(store.evaluate(plan, T0)).verdict.allowed)  # fallback
+        self.assertFalse(run(store.evaluate(plan, T0)).verdict.allowed)
+        run(store.refund(plan, T0))
+        self.assertTrue(run(store.evaluate(plan, T0)).verdict.allowed)
+        # That refund stayed in process: Redis, back, still has its permit taken.
+        self.primary.down = False
+        self.clock.advance(1.0)
+        self.assertEqual(store.status(), LimiterState.REDIS_OK)
+        self.assertFalse(run(store.evaluate(plan, T0)).verdict.allowed)
+
+    def test_a_refund_redis_cannot_take_is_an_outage(self) -> None:
+        """Redis failing on a refund fails it and switches to the fallback."""
+        store = self.store()
+        plan = Plan((bucket(limit=1),))
+        self.assertTrue(run(store.evaluate(plan, T0)).verdict.allowed)
+        self.primary.down = True
+        with capturedLogs():
+            self.failureResultOf(
+                Deferred.fromCoroutine(store.refund(plan, T0)), StoreUnavailable
+            )
+        self.assertEqual(store.status(), LimiterState.FALLBACK)
 
     def test_blocks_made_during_an_outage_hold_after_it(self) -> None:
         """A key blocked in process while Redis was down stays refused once it is back."""
