@@ -52,6 +52,14 @@ class RequestLimiter(Protocol):
 
 
 @attrs.frozen
+class Charged:
+    """What an allowed request was charged to: the limiter and the request's terms."""
+
+    limiter: RequestLimiter
+    request: tuple[str, str, str, float]  # client IP, CallNow id, number, time
+
+
+@attrs.frozen
 class RateLimited(Exception):
     """A rate limit refused the request; nothing was charged or stored."""
 
@@ -177,27 +185,43 @@ class Intake:
         except DestinationRefused as refused:
             await self._record_refusal(extension, raw_phone, name, source, now, refused)
             raise
-        if self._limiter is None:
-            return await self._decide_and_store(extension, phone, name, source, now)
-        callnow_id = extension.preferences.callnow_id
-        verdict = await self._limiter.check(client_ip, callnow_id, phone, now)
-        if not verdict.allowed:
-            raise RateLimited(verdict)
+        charged: Charged | None = None
+        if self._limiter is not None:
+            callnow_id = extension.preferences.callnow_id
+            verdict = await self._limiter.check(client_ip, callnow_id, phone, now)
+            if not verdict.allowed:
+                raise RateLimited(verdict)
+            charged = Charged(self._limiter, (client_ip, callnow_id, phone, now))
+        # Shielded: if the visitor's connection drops now (the web framework then
+        # cancels this coroutine), the request is still decided, stored *and*
+        # dispatched, never stored and forgotten; and one the store cannot take
+        # still gives its permits back.
+        return await shielded(self._take(extension, phone, name, source, now, charged))
+
+    async def _take(
+        self,
+        extension: Extension,
+        phone: str,
+        name: str | None,
+        source: RequestSource,
+        now: float,
+        charged: Charged | None,
+    ) -> Outcome:
+        """Decide and store; a request the store cannot take is given back."""
         try:
             return await self._decide_and_store(extension, phone, name, source, now)
         except StoreUnavailable:
-            # The visitor is told to send it again: this one must not count.
-            await self._refund(self._limiter, (client_ip, callnow_id, phone, now))
+            if charged is not None:
+                # The visitor is told to send it again: this one must not count.
+                await self._refund(charged)
             raise
 
-    async def _refund(
-        self, limiter: RequestLimiter, request: tuple[str, str, str, float]
-    ) -> None:
+    async def _refund(self, charged: Charged) -> None:
         try:
-            await limiter.refund(*request)
+            await charged.limiter.refund(*charged.request)
         except Exception:
             self.log.failure(
-                "Could not give back the rate-limit permit of a request the store"
+                "Could not give back the rate-limit permits of a request the store"
                 " could not take"
             )
 
@@ -224,11 +248,8 @@ class Intake:
                     request_id=joined.id,
                 )
                 return Outcome(joined, False, decision)
-        # Shielded: if the visitor's connection drops now (the web framework then
-        # cancels this coroutine), the request is still stored *and* dispatched,
-        # never stored and forgotten.
-        stored, created = await shielded(
-            self._store_new(extension, phone, name, source, now, decision)
+        stored, created = await self._store_new(
+            extension, phone, name, source, now, decision
         )
         return Outcome(stored, created, decision)
 

@@ -221,15 +221,21 @@ class Limiter:
     async def refund(
         self, client_ip: str, callnow_id: str, destination_e164: str, now: float
     ) -> None:
-        """Give back what an allowed :meth:`check` of this request took.
+        """Give back what an allowed :meth:`check` took from the number's own limits.
 
         For a request let through that could not be stored (the visitor is told
-        to send it again); see :meth:`RateLimitStore.refund`.
+        to send it again; see :meth:`RateLimitStore.refund`). Only the number's
+        buckets (:data:`REFUNDED`), which a visitor's own retries spend first, get
+        their permit back: the client's, the link's, the range's and the global
+        buckets stay charged, so a flood during a store outage is still shed and
+        escalated as at any other time.
 
         Raises:
             StoreUnavailable: the limit store cannot answer now.
         """
-        await self.store.refund(self.plan(client_ip, callnow_id, destination_e164), now)
+        plan = self.plan(client_ip, callnow_id, destination_e164)
+        checks = tuple(c for c in plan.checks if c.reason in REFUNDED)
+        await self.store.refund(Plan(checks), now)
         self.refunded += 1
 
     async def check_404(self, client_ip: str, now: float) -> Verdict:
@@ -329,6 +335,10 @@ class LimiterService(Service):
         """Close the connection; the Deferred fires when it is closed."""
         super().stopService()
         return Deferred.fromCoroutine(self._close())
+
+
+#: The limits :meth:`Limiter.refund` gives a permit back to.
+REFUNDED = frozenset({Reason.DESTINATION_SHORT, Reason.DESTINATION_LONG})
 
 
 def build_limiter(

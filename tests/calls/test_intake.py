@@ -7,10 +7,11 @@ from typing import Any
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from callnowd.calls.intake import Intake
+from callnowd.calls.intake import Intake, RateLimited
 from callnowd.limits.destination_policy import DestinationPolicy
 from callnowd.limits.limiter import Limiter
 from callnowd.limits.memory import MemoryRateLimitStore
+from callnowd.limits.ratelimit import Reason
 from callnowd.limits.ratelimit import StoreUnavailable as LimitStoreUnavailable
 from callnowd.limits.settings import LimitSettings
 from callnowd.models import CallRequest, RequestEvent, RequestSource, RequestState
@@ -122,11 +123,14 @@ class StoreOutageTests(SynchronousTestCase):
             )
         )
 
+    def intake(self) -> tuple[Intake, Limiter]:
+        limiter = Limiter(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
+        return Intake(self.store, DestinationPolicy(), None, 600, limiter), limiter
+
     def test_retries_during_an_outage_are_not_limited(self) -> None:
         """More attempts than the number's limit fail with the outage, then one goes through."""
-        limiter = Limiter(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
-        intake = Intake(self.store, DestinationPolicy(), None, 600, limiter=limiter)
-        attempts = LimitSettings().destination_short_limit + 2
+        intake, limiter = self.intake()
+        attempts = LimitSettings().destination_short_limit + 1
         for n in range(attempts):
             self.failureResultOf(self.submit(intake, 1000.0 + n), StoreUnavailable)
         self.assertEqual(limiter.refunded, attempts)
@@ -138,7 +142,57 @@ class StoreOutageTests(SynchronousTestCase):
     def test_a_failed_refund_is_logged_and_the_outage_still_answered(self) -> None:
         """When the permit cannot be given back, the visitor still hears of the outage."""
         limiter = BrokenRefunds(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
-        intake = Intake(self.store, DestinationPolicy(), None, 600, limiter=limiter)
+        intake = Intake(self.store, DestinationPolicy(), None, 600, limiter)
         self.failureResultOf(self.submit(intake, 1000.0), StoreUnavailable)
         self.assertEqual(len(self.flushLoggedErrors(LimitStoreUnavailable)), 1)
         self.assertEqual(limiter.refunded, 0)
+
+    def test_stored_requests_stay_charged(self) -> None:
+        """Only a request the store could not take is given back."""
+        intake, limiter = self.intake()
+        self.store.down = False
+        for n in range(LimitSettings().destination_short_limit):
+            self.assertTrue(
+                self.successResultOf(self.submit(intake, 1000.0 + n)).created
+            )
+        self.failureResultOf(self.submit(intake, 1010.0), RateLimited)
+        self.assertEqual(limiter.refunded, 0)
+
+    def test_the_clients_own_limit_stays_charged(self) -> None:
+        """The number's permits come back, the client's do not: a flood is still shed."""
+        intake, _ = self.intake()
+        for n in range(LimitSettings().ip_limit):
+            self.failureResultOf(self.submit(intake, 1000.0 + n), StoreUnavailable)
+        self.store.down = False
+        limited = self.failureResultOf(self.submit(intake, 1010.0), RateLimited)
+        self.assertEqual(limited.value.verdict.reason, Reason.IP)
+
+    def test_a_visitor_who_left_is_still_given_back(self) -> None:
+        """The write fails after the visitor's connection dropped: refunded anyway."""
+        store = GatedOutageStore()
+        self.successResultOf(Deferred.fromCoroutine(store.add_extension(self.ext)))
+        limiter = Limiter(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
+        intake = Intake(store, DestinationPolicy(), None, 600, limiter)
+        submitted = self.submit(intake, 1000.0)
+        submitted.cancel()
+        self.failureResultOf(submitted, CancelledError)
+        store.gate.errback(StoreUnavailable("database is locked"))
+        self.assertEqual(limiter.refunded, 1)
+        self.assertEqual(len(self.flushLoggedErrors(StoreUnavailable)), 1)
+
+    def test_a_visitor_who_left_is_stored_and_stays_charged(self) -> None:
+        """The visitor's connection dropped but the request was stored: no refund."""
+        store = SlowStore()
+        self.successResultOf(Deferred.fromCoroutine(store.add_extension(self.ext)))
+        limiter = Limiter(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
+        intake = Intake(store, DestinationPolicy(), None, 600, limiter)
+        submitted = self.submit(intake, 1000.0)
+        submitted.cancel()
+        self.failureResultOf(submitted, CancelledError)
+        store.gate.callback(None)
+        self.assertEqual(len(store.requests), 1)
+        self.assertEqual(limiter.refunded, 0)
+
+
+class GatedOutageStore(SlowStore):
+    """A store whose write fails when the test fails its gate."""

@@ -99,6 +99,18 @@ class RedisStoreTests(RedisTestCase):
         assert verdict.retry_after is not None
         self.assertTrue(1100 < verdict.retry_after <= 1200)
 
+    async def test_refund_in_server_time(self) -> None:
+        """With server_time a refund is timed by Redis TIME, as the evaluation was."""
+        store = self.redis_store(server_time=True)
+        plan = Plan((bucket(limit=2, period=3600),))
+        for _ in range(2):
+            self.assertTrue((await store.evaluate(plan, 0.0)).verdict.allowed)
+        self.assertFalse((await store.evaluate(plan, 0.0)).verdict.allowed)
+        # A `now` centuries ahead, which would empty the bucket if it were used.
+        await store.refund(plan, 10.0**10)
+        self.assertTrue((await store.evaluate(plan, 0.0)).verdict.allowed)
+        self.assertFalse((await store.evaluate(plan, 0.0)).verdict.allowed)
+
     def test_parse_url(self) -> None:
         """redis:// and rediss:// URLs give host, port, db, credentials and TLS."""
         self.assertEqual(
