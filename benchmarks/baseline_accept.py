@@ -20,8 +20,9 @@ when it accepts such a request with these libraries:
 
 It leaves out everything else the daemon does for the request: rate limits, rules,
 the request's states and their events, the AMI answers and events of the call (it
-reads nothing back), its end, the UserEvents, and every log line. So no version of
-the daemon that does those too can accept more requests per second than C; see
+reads nothing back), its end, the UserEvents and callnowd's log lines (its site
+keeps twisted.web's own access line, as A's and B's do). So no version of the
+daemon that does those too can accept more requests per second than C; see
 ``http_floor.py``.
 """
 

@@ -25,11 +25,15 @@ thread hand-off anywhere:
   ``owner_no_answer`` transition: an UPDATE and an event row, a UserEvent and a
   log line. The AMI answers to the actions are parsed and dropped.
 
-So it does each thing callnowd must do once, with nothing around it: no rules, no
-joining, no capacity or timers, no reconciliation, no metrics, none of the checks a
-daemon needs for a second daemon, a lost connection or a late answer, SQLite on the
-reactor thread (a busy database would stall it) and no WAL checkpoint during a run.
-It runs with the daemon's garbage-collector settings (``GcTuning``).
+So it does the core of what callnowd must do once, with nothing around it: no
+lookup of the link's extension or its opening hours (the one link is fixed), no
+rules, no joining, no capacity or timers, no reconciliation, no metrics, no
+security headers, none of the checks a daemon needs for a second daemon, a lost
+connection or a late answer, no secondary index on the requests (the daemon's
+table has five), SQLite on the reactor thread (a busy database would stall it) and
+no WAL checkpoint during a run. Its one access line per request is written by the
+site (:class:`LoggingSite`) in place of twisted.web's own. It runs with the
+daemon's garbage-collector settings (``GcTuning``).
 What D / A gives is therefore a ceiling for the "accepted" target of any
 implementation with these features and libraries; see ``calls.py``.
 """
@@ -283,14 +287,25 @@ class Accept(resource.Resource):
             return self._accept(request, allowed, verdict.e164, name, now)
         answer = Deferred.fromCoroutine(self._redis.evaluate(plan, now))
 
+        gone: list[object] = []
+        any_request: Any = request  # notifyFinish is twisted.web.server.Request's
+        any_request.notifyFinish().addBoth(gone.append)  # the client left, or done
+
         def decided(outcome: Any) -> None:
-            request.write(
-                self._accept(request, outcome.verdict.allowed, e164, name, now)
-            )
-            request.finish()
+            body = self._accept(request, outcome.verdict.allowed, e164, name, now)
+            if not gone:
+                request.write(body)
+                request.finish()
+
+        def failed(reason: Any) -> None:
+            print(f"limits failed: {reason.getErrorMessage()}", file=sys.stderr)
+            if not gone:
+                request.setResponseCode(503)
+                request.write(b"try again\n")
+                request.finish()
 
         e164 = verdict.e164
-        answer.addCallback(decided)
+        answer.addCallbacks(decided, failed)
         return server.NOT_DONE_YET
 
     def _accept(
@@ -305,8 +320,27 @@ class Accept(resource.Resource):
         request.setHeader(
             b"location", f"/callnow/{CALLNOW_ID}/requests/{token}".encode()
         )
-        self._flow.access(f'"POST /callnow/{CALLNOW_ID} HTTP/1.1" 303', now)
         return BODY
+
+
+class LoggingSite(server.Site):
+    """The site, writing D's one JSON access line per request.
+
+    Instead of twisted.web's own access line (a legacy log event), which would be
+    a second one.
+    """
+
+    def __init__(self, resource: Accept, flow: Flow, reactor: Any) -> None:
+        # As the daemon's CallNowSite: the resource parses the body, not Twisted.
+        super().__init__(resource, parsePOSTFormSubmission=False)
+        self._flow = flow
+        self._reactor = reactor
+
+    def log(self, request: Any) -> None:
+        """One JSON line: method, path and status."""
+        method, path = request.method.decode(), request.uri.decode()
+        line = f'"{method} {path} HTTP/1.1" {request.code}'
+        self._flow.access(line, self._reactor.seconds())
 
 
 def main(argv: list[str]) -> int:
@@ -340,7 +374,7 @@ def main(argv: list[str]) -> int:
 
         connection = connect_redis(reactor, parse_redis_url(argv[6]))
         redis = RedisRateLimitStore(connection, reactor, prefix="least")
-    site = server.Site(Accept(flow, reactor, redis), parsePOSTFormSubmission=False)
+    site = LoggingSite(Accept(flow, reactor, redis), flow, reactor)
 
     def connected(ami: IProtocol) -> None:
         assert isinstance(ami, Dialler)
