@@ -16,22 +16,24 @@ thread hand-off anywhere:
 - the rate limits (callnowd's in-process limiter, its seven checks evaluated
   synchronously);
 - the request row and its ``received`` and ``ringing_owner`` events in SQLite (WAL,
-  ``synchronous=NORMAL``), committed once per reactor turn with the other writes of
-  that turn;
+  ``synchronous=NORMAL``, the daemon's indexes), committed once per reactor turn
+  with the other writes of that turn, the WAL checkpointed as the daemon's store
+  does it (PASSIVE, every 300 writes, on callnowd's low-priority checkpoint thread,
+  and SQLite's own past the daemon's WAL bound);
 - the ``Originate`` and a ``UserEvent`` for ``ringing_owner`` written to AMI;
 - a JSON log line for the access, the new request and its state;
 - and when the simulator's ``OriginateResponse`` says the owner did not answer
   (read with callnowd's AMI parser, every other event skipped by it), the
   ``owner_no_answer`` transition: an UPDATE and an event row, a UserEvent and a
-  log line. The AMI answers to the actions are parsed and dropped.
+  log line. The AMI answers to the actions are parsed and dropped, the owner
+  channel's ``Hangup`` parsed and looked up (the daemon reacts to it).
 
 So it does the core of what callnowd must do once, with nothing around it: no
 lookup of the link's extension or its opening hours (the one link is fixed), no
 rules, no joining, no capacity or timers, no reconciliation, no metrics, no
 security headers, none of the checks a daemon needs for a second daemon, a lost
-connection or a late answer, no secondary index on the requests (the daemon's
-table has five), SQLite on the reactor thread (a busy database would stall it) and
-no WAL checkpoint during a run. Its one access line per request is written by the
+connection or a late answer, and SQLite on the reactor thread (a busy database
+would stall it). Its one access line per request is written by the
 site (:class:`LoggingSite`) in place of twisted.web's own. It runs with the
 daemon's garbage-collector settings (``GcTuning``).
 What D / A gives is therefore a ceiling for the "accepted" target of any
@@ -47,6 +49,7 @@ import secrets
 import sqlite3
 import sys
 import time
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs
 
@@ -65,21 +68,31 @@ from callnowd.limits.limiter import Limiter
 from callnowd.limits.memory import MemoryRateLimitStore
 from callnowd.limits.settings import LimitSettings, parse_redis_url
 from callnowd.service import GcTuning
+from callnowd.store.sqlite import CHECKPOINT_EVERY, WAL_BOUND_PAGES
+from callnowd.store.sqlite_checkpoint import Checkpointer
 
+# The daemon's tables and indexes (callnowd/store/migrations/sqlite), cut to what D
+# writes: an index costs every insert.
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS requests ("
     " id TEXT PRIMARY KEY, callnow_id TEXT NOT NULL, extension TEXT NOT NULL,"
     " phone TEXT NOT NULL, name TEXT, state TEXT NOT NULL, reason TEXT,"
     " token TEXT NOT NULL, channel_id TEXT, created_at REAL NOT NULL,"
-    " updated_at REAL NOT NULL);"
+    " updated_at REAL NOT NULL, dedupe_key TEXT);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS requests_token ON requests (token);"
+    "CREATE INDEX IF NOT EXISTS requests_dedupe ON requests (dedupe_key, created_at);"
+    "CREATE INDEX IF NOT EXISTS requests_extension ON requests (extension, created_at);"
+    "CREATE INDEX IF NOT EXISTS requests_created ON requests (created_at);"
+    "CREATE INDEX IF NOT EXISTS requests_state ON requests (state);"
     "CREATE TABLE IF NOT EXISTS request_events ("
     " id INTEGER PRIMARY KEY, request_id TEXT NOT NULL REFERENCES requests(id),"
     " at REAL NOT NULL, state TEXT NOT NULL, reason TEXT, detail TEXT);"
     "CREATE INDEX IF NOT EXISTS request_events_by_request"
-    " ON request_events(request_id);"
+    " ON request_events (request_id, id);"
 )
 INSERT_REQUEST = (
-    "INSERT INTO requests VALUES (?, ?, '100', ?, ?, 'ringing_owner', NULL, ?, ?, ?, ?)"
+    "INSERT INTO requests VALUES"
+    " (?, ?, '100', ?, ?, 'ringing_owner', NULL, ?, ?, ?, ?, NULL)"
 )
 INSERT_EVENT = (
     "INSERT INTO request_events (request_id, at, state, reason, detail)"
@@ -113,7 +126,9 @@ class Dialler(protocol.Protocol):
     def __init__(self, secret: str, flow: Flow) -> None:
         self._secret = secret
         self._flow = flow
-        self._parser = AmiParser(skip_events=WantedEvents([b"OriginateResponse"]))
+        self._parser = AmiParser(
+            skip_events=WantedEvents([b"OriginateResponse", b"Hangup"])
+        )
         self.logged_in = False
         self.on_login: list[Any] = []
 
@@ -130,10 +145,13 @@ class Dialler(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
         """Parse what came, act on the OriginateResponses."""
         for message in self._parser.feed(data):
-            if message.get("Event") == "OriginateResponse":
+            event = message.get("Event")
+            if event == "OriginateResponse":
                 self._flow.owner_result(
                     message.get("ActionID") or "", message.get("Response") or ""
                 )
+            elif event == "Hangup":
+                self._flow.hangup(message.get("Uniqueid") or "")
             elif not self.logged_in and message.get("ActionID") == "login":
                 if message.get("Response") != "Success":
                     print("AMI login refused", file=sys.stderr, flush=True)
@@ -151,10 +169,19 @@ class Dialler(protocol.Protocol):
 class Flow:
     """The request's life: stored, dialled, notified, logged, ended."""
 
-    def __init__(self, database: sqlite3.Connection, log: IO[str], reactor: Any):
+    def __init__(
+        self,
+        database: sqlite3.Connection,
+        log: IO[str],
+        reactor: Any,
+        checkpointer: Checkpointer,
+    ):
         self._db = database
         self._log = log
         self._reactor = reactor
+        self._checkpointer = checkpointer
+        self._writes = 0  # since the last checkpoint
+        self._live: set[str] = set()  # channel ids of requests not yet ended
         self._turn_due = False
         self._counter = 0
         self._open: dict[str, str] = {}  # Originate ActionID -> request id
@@ -190,8 +217,13 @@ class Flow:
             "Async: true\r\n\r\n"
         )
         self._user_event(request_id, "ringing_owner", "")
+        self._live.add(channel_id)
         self._turn()
         return request_id
+
+    def hangup(self, channel_id: str) -> None:
+        """A channel ended: one of ours still open would end here (none is)."""
+        self._live.discard(channel_id)
 
     def owner_result(self, action_id: str, response: str) -> None:
         """The Originate's outcome: anything but Success ends it (no answer)."""
@@ -229,6 +261,9 @@ class Flow:
         )
 
     def _turn(self) -> None:
+        self._writes += 1
+        if self._writes >= CHECKPOINT_EVERY and self._checkpointer.start():
+            self._writes = 0
         if not self._turn_due:
             self._turn_due = True
             self._reactor.callLater(0, self.end_of_turn)
@@ -357,13 +392,17 @@ def main(argv: list[str]) -> int:
     database = sqlite3.connect(argv[3], isolation_level="DEFERRED")
     database.execute("PRAGMA journal_mode=WAL")
     database.execute("PRAGMA synchronous=NORMAL")
-    # Never checkpointed during a run: least work, and no checkpoint's sync in the
-    # tail (a daemon must checkpoint; callnowd does it on a thread of its own).
-    database.execute("PRAGMA wal_autocheckpoint=0")
+    # Checkpointed as the daemon's store does it: PASSIVE, on a thread of its own at
+    # the lowest priority, every CHECKPOINT_EVERY writes; SQLite's own checkpoint
+    # in a commit only past WAL_BOUND_PAGES (the thread may starve under load).
+    database.execute(f"PRAGMA wal_autocheckpoint={WAL_BOUND_PAGES}")
     database.executescript(SCHEMA)
     database.commit()
+    checkpointer = Checkpointer(
+        reactor, Path(argv[3]), lambda c: None, lambda error: None
+    )
     log = open(argv[4], "a", encoding="utf-8")  # noqa: SIM115 (open while serving)
-    flow = Flow(database, log, reactor)
+    flow = Flow(database, log, reactor, checkpointer)
     flow.ring_timeout_ms = 1000 * int(argv[5])
     # The rows and lines of the last turn, when SIGTERM stops the reactor first.
     reactor.addSystemEventTrigger("before", "shutdown", flow.end_of_turn)
