@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import sys
@@ -64,6 +65,36 @@ def csrf_token(cookie: str, callnow_id: str = CALLNOW_ID) -> str:
     return hmac.new(CSRF_KEY, message, hashlib.sha256).hexdigest()
 
 
+def checked_form(
+    request: IRequest,
+    policy: DestinationPolicy,
+    name_pattern: re.Pattern[str] | None = None,
+) -> tuple[str, str] | bytes:
+    """The form's E.164 number and name, once cookie, token and number check out.
+
+    Otherwise the 400 answer's body, the response code set. With
+    ``name_pattern`` the name must match it whole.
+    """
+    content = request.content
+    args = parse_qs(content.read() if content is not None else b"")
+    values = [args.get(name) for name in FIELDS]
+    cookie = request.getCookie(COOKIE)
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    request.setResponseCode(400)  # until everything checks out
+    if cookie is None or not all(values):
+        return b"missing form field or cookie\n"
+    csrf, phone, name = (v[0].decode() for v in values if v)
+    if not hmac.compare_digest(csrf, csrf_token(cookie.decode())):
+        return b"bad token\n"
+    if name_pattern is not None and name_pattern.fullmatch(name) is None:
+        return b"bad name\n"
+    verdict = check_destination(phone, policy)
+    if not verdict.allowed or verdict.e164 is None:
+        return b"number refused\n"
+    request.setResponseCode(200)
+    return verdict.e164, name
+
+
 class Sink(protocol.Protocol):
     """The AMI connection: written to, its answers read and dropped."""
 
@@ -87,29 +118,20 @@ class Accept(resource.Resource):
     # Twisted dispatches to render_<METHOD> by name; Resource declares none of them.
     def render_POST(self, request: IRequest) -> bytes:  # noqa: N802
         """303 for a valid form, cookie, token and number; else 400."""
-        content = request.content
-        args = parse_qs(content.read() if content is not None else b"")
-        values = [args.get(name) for name in FIELDS]
-        cookie = request.getCookie(COOKIE)
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        if cookie is None or not all(values) or self.ami is None:
+        checked = checked_form(request, self._policy)
+        if isinstance(checked, bytes):
+            return checked
+        if self.ami is None:
             request.setResponseCode(400)
-            return b"missing form field or cookie\n"
-        csrf, phone, name = (v[0].decode() for v in values if v)
-        if not hmac.compare_digest(csrf, csrf_token(cookie.decode())):
-            request.setResponseCode(400)
-            return b"bad token\n"
-        verdict = check_destination(phone, self._policy)
-        if not verdict.allowed or verdict.e164 is None:
-            request.setResponseCode(400)
-            return b"number refused\n"
+            return b"not connected to AMI yet\n"
+        e164, name = checked
         request_id, token = secrets.token_hex(8), secrets.token_urlsafe(16)
         self._db.execute(
             INSERT,
             (
                 request_id,
                 CALLNOW_ID,
-                verdict.e164,
+                e164,
                 name,
                 token,
                 self._reactor.seconds(),
@@ -125,7 +147,7 @@ class Accept(resource.Resource):
                 "Channel: PJSIP/100\r\n"
                 "Context: callnow-owner\r\nExten: s\r\nPriority: 1\r\n"
                 "Timeout: 30000\r\n"
-                f'CallerID: "CallNow: {name}" <{verdict.e164}>\r\n'
+                f'CallerID: "CallNow: {name}" <{e164}>\r\n'
                 f"Variable: CALLNOW_REQUEST={request_id}\r\n"
                 f"ChannelId: callnow-{request_id}\r\n"
                 "Async: true\r\n\r\n"

@@ -42,7 +42,6 @@ implementation with these features and libraries; see ``calls.py``.
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import secrets
@@ -51,7 +50,6 @@ import sys
 import time
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qs
 
 from twisted.internet import endpoints, protocol
 from twisted.internet.defer import Deferred
@@ -59,11 +57,10 @@ from twisted.internet.interfaces import IProtocol
 from twisted.web import resource, server
 from twisted.web.iweb import IRequest
 
-from benchmarks.baseline_accept import CALLNOW_ID, csrf_token
-from benchmarks.baseline_post import BODY, COOKIE, FIELDS
+from benchmarks.baseline_accept import CALLNOW_ID, checked_form
+from benchmarks.baseline_post import BODY
 from callnowd.ami.codec import AmiParser, WantedEvents
 from callnowd.limits.destination_policy import DestinationPolicy
-from callnowd.limits.destinations import check_destination
 from callnowd.limits.limiter import Limiter
 from callnowd.limits.memory import MemoryRateLimitStore
 from callnowd.limits.settings import LimitSettings, parse_redis_url
@@ -295,31 +292,16 @@ class Accept(resource.Resource):
         With Redis, the answer is written once the limits are known
         (``NOT_DONE_YET`` now).
         """
-        content = request.content
-        args = parse_qs(content.read() if content is not None else b"")
-        values = [args.get(name) for name in FIELDS]
-        cookie = request.getCookie(COOKIE)
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        if cookie is None or not all(values):
-            request.setResponseCode(400)
-            return b"missing form field or cookie\n"
-        csrf, phone, name = (v[0].decode() for v in values if v)
-        if not hmac.compare_digest(csrf, csrf_token(cookie.decode())):
-            request.setResponseCode(400)
-            return b"bad token\n"
-        if NAME.fullmatch(name) is None:
-            request.setResponseCode(400)
-            return b"bad name\n"
-        verdict = check_destination(phone, self._policy)
-        if not verdict.allowed or verdict.e164 is None:
-            request.setResponseCode(400)
-            return b"number refused\n"
+        checked = checked_form(request, self._policy, NAME)
+        if isinstance(checked, bytes):
+            return checked
+        e164, name = checked
         now = self._reactor.seconds()
         client = request.getClientAddress()
-        plan = self._limiter.plan(getattr(client, "host", ""), CALLNOW_ID, verdict.e164)
+        plan = self._limiter.plan(getattr(client, "host", ""), CALLNOW_ID, e164)
         if self._redis is None:
             allowed = self._limits.evaluate_now(plan, now).verdict.allowed
-            return self._accept(request, allowed, verdict.e164, name, now)
+            return self._accept(request, allowed, e164, name, now)
         answer = Deferred.fromCoroutine(self._redis.evaluate(plan, now))
 
         gone: list[object] = []
@@ -339,7 +321,6 @@ class Accept(resource.Resource):
                 request.write(b"try again\n")
                 request.finish()
 
-        e164 = verdict.e164
         answer.addCallbacks(decided, failed)
         return server.NOT_DONE_YET
 
