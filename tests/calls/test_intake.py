@@ -123,9 +123,16 @@ class StoreOutageTests(SynchronousTestCase):
             )
         )
 
-    def intake(self) -> tuple[Intake, Limiter]:
-        limiter = Limiter(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
-        return Intake(self.store, DestinationPolicy(), None, 600, limiter), limiter
+    def intake(
+        self, store: MemoryStore | None = None, limiter_type: type[Limiter] = Limiter
+    ) -> tuple[Intake, Limiter]:
+        """An intake over ``store`` (the outage store by default), with limits."""
+        if store is None:
+            store = self.store
+        else:
+            self.successResultOf(Deferred.fromCoroutine(store.add_extension(self.ext)))
+        limiter = limiter_type(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
+        return Intake(store, DestinationPolicy(), None, 600, limiter), limiter
 
     def test_retries_during_an_outage_are_not_limited(self) -> None:
         """More attempts than the number's limit fail with the outage, then one goes through."""
@@ -141,8 +148,7 @@ class StoreOutageTests(SynchronousTestCase):
 
     def test_a_failed_refund_is_logged_and_the_outage_still_answered(self) -> None:
         """When the permit cannot be given back, the visitor still hears of the outage."""
-        limiter = BrokenRefunds(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
-        intake = Intake(self.store, DestinationPolicy(), None, 600, limiter)
+        intake, limiter = self.intake(limiter_type=BrokenRefunds)
         self.failureResultOf(self.submit(intake, 1000.0), StoreUnavailable)
         self.assertEqual(len(self.flushLoggedErrors(LimitStoreUnavailable)), 1)
         self.assertEqual(limiter.refunded, 0)
@@ -169,10 +175,8 @@ class StoreOutageTests(SynchronousTestCase):
 
     def test_a_visitor_who_left_is_still_given_back(self) -> None:
         """The write fails after the visitor's connection dropped: refunded anyway."""
-        store = GatedOutageStore()
-        self.successResultOf(Deferred.fromCoroutine(store.add_extension(self.ext)))
-        limiter = Limiter(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
-        intake = Intake(store, DestinationPolicy(), None, 600, limiter)
+        store = SlowStore()
+        intake, limiter = self.intake(store)
         submitted = self.submit(intake, 1000.0)
         submitted.cancel()
         self.failureResultOf(submitted, CancelledError)
@@ -183,16 +187,10 @@ class StoreOutageTests(SynchronousTestCase):
     def test_a_visitor_who_left_is_stored_and_stays_charged(self) -> None:
         """The visitor's connection dropped but the request was stored: no refund."""
         store = SlowStore()
-        self.successResultOf(Deferred.fromCoroutine(store.add_extension(self.ext)))
-        limiter = Limiter(MemoryRateLimitStore(), LimitSettings(), b"k" * 32)
-        intake = Intake(store, DestinationPolicy(), None, 600, limiter)
+        intake, limiter = self.intake(store)
         submitted = self.submit(intake, 1000.0)
         submitted.cancel()
         self.failureResultOf(submitted, CancelledError)
         store.gate.callback(None)
         self.assertEqual(len(store.requests), 1)
         self.assertEqual(limiter.refunded, 0)
-
-
-class GatedOutageStore(SlowStore):
-    """A store whose write fails when the test fails its gate."""
