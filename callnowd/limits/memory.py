@@ -123,10 +123,6 @@ class MemoryRateLimitStore:
 
     async def refund(self, plan: Plan, now: float) -> None:
         """See :meth:`RateLimitStore.refund`."""
-        self.refund_now(plan, now)
-
-    def refund_now(self, plan: Plan, now: float) -> None:
-        """:meth:`refund`, synchronously."""
         now_us = to_us(now)
         for check in plan.checks:
             if not isinstance(check, BucketCheck):
