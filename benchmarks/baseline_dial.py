@@ -1,9 +1,11 @@
 """Baseline D: the least a server does per request for what callnowd's issues require.
 
-Run as ``python benchmarks/baseline_dial.py PORT AMI_PORT SECRET DATABASE LOG RING_S
-[REDIS_URL]`` (``0`` picks a free port; ``RING_S``: the Originate's timeout in
-seconds; with ``REDIS_URL`` the limits are evaluated in that Redis by callnowd's
-Redis store, its Lua script and txredisapi client, instead of in this process). It logs in to the AMI peer at ``AMI_PORT`` (the benchmark
+Run as ``python benchmarks/baseline_dial.py PORT AMI_PORT SECRET DATABASE LOG
+RING_S [REDIS_URL] [--checkpoint-every=N]`` (``0`` picks a free port; ``RING_S``: the
+Originate's timeout in seconds; with ``REDIS_URL`` the limits are evaluated in that
+Redis by callnowd's Redis store, its Lua script and txredisapi client, instead of in
+this process; ``--checkpoint-every`` asks for a WAL checkpoint every N writes
+instead of the daemon's ``CHECKPOINT_EVERY``). It logs in to the AMI peer at ``AMI_PORT`` (the benchmark
 simulator, ``sim_server.py``) as ``callnowd`` with ``SECRET``, then listens and
 prints ``listening on 127.0.0.1:<port>``, as the other baselines do.
 
@@ -178,6 +180,7 @@ class Flow:
         self._reactor = reactor
         self._checkpointer = checkpointer
         self._writes = 0  # since the last checkpoint
+        self.checkpoint_every = CHECKPOINT_EVERY
         self._live: set[str] = set()  # channel ids of requests not yet ended
         self._turn_due = False
         self._counter = 0
@@ -259,7 +262,7 @@ class Flow:
 
     def _turn(self) -> None:
         self._writes += 1
-        if self._writes >= CHECKPOINT_EVERY and self._checkpointer.start():
+        if self._writes >= self.checkpoint_every and self._checkpointer.start():
             self._writes = 0
         if not self._turn_due:
             self._turn_due = True
@@ -361,10 +364,18 @@ class LoggingSite(server.Site):
 
 def main(argv: list[str]) -> int:
     """Serve :class:`Accept` once logged in; ``argv`` as in the module docstring."""
+    checkpoint_every = CHECKPOINT_EVERY
+    option = "--checkpoint-every="
+    for given in [a for a in argv if a.startswith(option)]:
+        argv = [a for a in argv if a != given]
+        if not given[len(option) :].isdigit() or int(given[len(option) :]) < 1:
+            print(f"baseline_dial.py: {given}: N must be a count", file=sys.stderr)
+            return 2
+        checkpoint_every = int(given[len(option) :])
     if len(argv) not in (6, 7) or not all(argv[i].isdigit() for i in (0, 1, 5)):
         print(
             "usage: baseline_dial.py PORT AMI_PORT SECRET DATABASE LOG RING_S"
-            " [REDIS_URL]",
+            " [REDIS_URL] [--checkpoint-every=N]",
             file=sys.stderr,
         )
         return 2
@@ -374,7 +385,8 @@ def main(argv: list[str]) -> int:
     database.execute("PRAGMA journal_mode=WAL")
     database.execute("PRAGMA synchronous=NORMAL")
     # Checkpointed as the daemon's store does it: PASSIVE, on a thread of its own at
-    # the lowest priority, every CHECKPOINT_EVERY writes; SQLite's own checkpoint
+    # the lowest priority, every CHECKPOINT_EVERY writes (unless told otherwise);
+    # SQLite's own checkpoint
     # in a commit only past WAL_BOUND_PAGES (the thread may starve under load).
     database.execute(f"PRAGMA wal_autocheckpoint={WAL_BOUND_PAGES}")
     database.executescript(SCHEMA)
@@ -385,6 +397,7 @@ def main(argv: list[str]) -> int:
     log = open(argv[4], "a", encoding="utf-8")  # noqa: SIM115 (open while serving)
     flow = Flow(database, log, reactor, checkpointer)
     flow.ring_timeout_ms = 1000 * int(argv[5])
+    flow.checkpoint_every = checkpoint_every
     # The rows and lines of the last turn, when SIGTERM stops the reactor first.
     reactor.addSystemEventTrigger("before", "shutdown", flow.end_of_turn)
     endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", int(argv[1]))

@@ -120,9 +120,21 @@ def main(argv: list[str]) -> int:
         action="store_false",
         help="leave out baseline D (baseline_dial.py), the ceiling",
     )
+    parser.add_argument(
+        "--least-checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="D checkpoints its WAL every N writes (default: as the daemon does)",
+    )
     options = parser.parse_args(argv)
     if options.rounds < 3 or options.latency_rounds < 3:
         parser.error("--rounds and --latency-rounds must be at least 3")
+    if (
+        options.least_checkpoint_every is not None
+        and options.least_checkpoint_every < 1
+    ):
+        parser.error("--least-checkpoint-every must be at least 1")
     try:
         require_wrk()
         with scratch_dir("callnowd-bench-calls-") as scratch:
@@ -153,7 +165,11 @@ def run(workdir: Path, options: argparse.Namespace) -> int:
             least_simulator = Simulator(cores, workdir, options.owner, name="sim-d")
             processes.append(least_simulator)
             least = start_baseline_dial(
-                cores, workdir, least_simulator, options.ring_timeout
+                cores,
+                workdir,
+                least_simulator,
+                options.ring_timeout,
+                checkpoint_every=options.least_checkpoint_every,
             )
             processes.append(least)
             simulators.append(least_simulator)
@@ -252,10 +268,13 @@ def start_baseline_dial(
     simulator: Simulator,
     ring_timeout: int,
     redis_url: str | None = None,
+    checkpoint_every: int | None = None,
 ) -> ServerProcess:
     """Start baseline D against ``simulator``, pinned to the server core.
 
-    With ``redis_url`` its limits are evaluated in that Redis.
+    With ``redis_url`` its limits are evaluated in that Redis; with
+    ``checkpoint_every`` it checkpoints its WAL every so many writes instead of as
+    often as the daemon's store does.
     """
     return start_baseline(
         cores,
@@ -269,6 +288,7 @@ def start_baseline_dial(
             str(workdir / "least.log"),
             str(ring_timeout),
             *([redis_url] if redis_url else []),
+            *([f"--checkpoint-every={checkpoint_every}"] if checkpoint_every else []),
         ],
     )
 

@@ -27,6 +27,7 @@ from benchmarks.common import (
     rounded,
 )
 from benchmarks.http_pages import RUN_CAPACITY
+from callnowd.store.sqlite import CHECKPOINT_EVERY
 
 BASELINE = "A: bare twisted.web"
 WRK_AREA = "+1212"  # the numbers of the wrk runs (ONE_STEP_LUA, FORM_POST_LUA)
@@ -99,6 +100,10 @@ def report(
         f"{options.owner}, ring_timeout {options.ring_timeout} s: every request "
         "also ends inside the run"
     )
+    if options.least:
+        summary["least_checkpoint_every"] = (
+            options.least_checkpoint_every or CHECKPOINT_EVERY
+        )
     print_json_line(summary)
 
 
