@@ -136,6 +136,7 @@ def build_service(config: Config, reactor: Any) -> CallNowService:
         ExtensionPresence(parts.client, config.asterisk.hint_context),
         config.public.one_step_window,
         limiter,
+        reactor,
     )
     intake.joiner = parts.flow.find_joinable
     intake.listeners.append(metrics.request_created)

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -22,6 +23,7 @@ from callnowd.calls.requests import new_request
 from callnowd.limits.destination_policy import DestinationPolicy
 from callnowd.limits.destinations import REASON_INVALID, check_destination
 from callnowd.limits.ratelimit import Verdict
+from callnowd.log_throttle import LogThrottle
 from callnowd.models import CallRequest, Extension, RequestSource
 from callnowd.rules.callers import Action
 from callnowd.rules.engine import Decision, DecisionReason, decide_for_request
@@ -72,11 +74,15 @@ Dispatcher = Callable[[CallRequest, Extension], object]
 T = TypeVar("T")
 
 
-def shielded(coro: Coroutine[Deferred[Any], Any, T]) -> Deferred[T]:
+def shielded(
+    coro: Coroutine[Deferred[Any], Any, T],
+    late: Callable[[Failure], object] | None = None,
+) -> Deferred[T]:
     """Run ``coro`` to its end even if the awaiting caller is cancelled.
 
     Cancelling the returned Deferred fails it with CancelledError at once, while
-    ``coro`` goes on; its failure, if any, is then logged rather than lost.
+    ``coro`` goes on; its failure, if any, is then handed to ``late`` (or, when
+    there is none, logged with its traceback) rather than lost.
     """
     inner = Deferred.fromCoroutine(coro)
     outer: Deferred[T] = Deferred()
@@ -85,7 +91,10 @@ def shielded(coro: Coroutine[Deferred[Any], Any, T]) -> Deferred[T]:
         if not outer.called:
             outer.callback(result)  # a Failure here errbacks outer
         elif isinstance(result, Failure):
-            _log.failure("Shielded work failed after its caller left", result)
+            if late is None:
+                _log.failure("Shielded work failed after its caller left", result)
+            else:
+                late(result)
 
     inner.addBoth(done)
     return outer
@@ -93,6 +102,8 @@ def shielded(coro: Coroutine[Deferred[Any], Any, T]) -> Deferred[T]:
 
 _log = Logger()
 Listener = Callable[[CallRequest], object]
+#: Seconds between two log lines of store outages met by visitors who had left.
+LATE_OUTAGE_LOG_INTERVAL = 10.0
 
 
 @attrs.frozen
@@ -126,6 +137,11 @@ class Intake:
         policy: the operator's destination policy.
         presence: asks the PBX whether the owner is on the phone (optional).
         one_step_window: seconds during which identical one-step links collapse.
+        limiter: the rate limits (none: no limits).
+        clock: paces the log of store outages met by requests whose visitor had
+            left, one line per ``LATE_OUTAGE_LOG_INTERVAL`` with a count and no
+            traceback (the visitors who stayed are answered, and logged, by the
+            pages); without it each is logged with its traceback.
     """
 
     log = Logger()
@@ -137,9 +153,15 @@ class Intake:
         presence: BusyProbe | None,
         one_step_window: float,
         limiter: RequestLimiter | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         self._store = store
         self._limiter = limiter
+        self._late_outages = (
+            None
+            if clock is None
+            else LogThrottle(clock, LATE_OUTAGE_LOG_INTERVAL, self._more_late_outages)
+        )
         self._policy = policy
         self._presence = presence
         self._window = one_step_window
@@ -196,7 +218,31 @@ class Intake:
         # cancels this coroutine), the request is still decided, stored *and*
         # dispatched, never stored and forgotten; and one the store cannot take
         # still gives its permits back.
-        return await shielded(self._take(extension, phone, name, source, now, charged))
+        return await shielded(
+            self._take(extension, phone, name, source, now, charged), self._late
+        )
+
+    def _late(self, failure: Failure) -> None:
+        """A request failed after its visitor left: nobody was answered, log it."""
+        if self._late_outages is None or not failure.check(StoreUnavailable):
+            self.log.failure("A request failed after its visitor left", failure)
+            return
+        left_out = self._late_outages.allow()
+        if left_out is None:
+            return
+        more = f" ({left_out} more since the last report)" if left_out else ""
+        self.log.error(
+            "Store unavailable for a request whose visitor had left: {error}{more}",
+            error=failure.getErrorMessage(),
+            more=more,
+            left_out=left_out,
+        )
+
+    def _more_late_outages(self, left_out: int) -> None:
+        self.log.error(
+            "Store unavailable: {left_out} more requests whose visitor had left",
+            left_out=left_out,
+        )
 
     async def _take(
         self,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from callnowd.calls.intake import Intake, RateLimited
+from callnowd.calls.intake import LATE_OUTAGE_LOG_INTERVAL, Intake, RateLimited
 from callnowd.limits.destination_policy import DestinationPolicy
 from callnowd.limits.limiter import Limiter
 from callnowd.limits.memory import MemoryRateLimitStore
@@ -194,3 +196,70 @@ class StoreOutageTests(SynchronousTestCase):
         store.gate.callback(None)
         self.assertEqual(len(store.requests), 1)
         self.assertEqual(limiter.refunded, 0)
+
+
+class GatedStore(MemoryStore):
+    """A store whose every write waits for a gate of its own, in ``gates``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: list[Deferred[None]] = []
+
+    async def create_request(
+        self,
+        request: CallRequest,
+        event: RequestEvent,
+        *,
+        dedupe_since: float | None = None,
+    ) -> tuple[CallRequest, bool]:
+        gate: Deferred[None] = Deferred()
+        self.gates.append(gate)
+        await gate
+        return await super().create_request(request, event, dedupe_since=dedupe_since)
+
+
+class LateOutageLogTests(SynchronousTestCase):
+    """Store outages met by visitors who had left: paced, without tracebacks."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = GatedStore()
+        self.ext = extension(image_validation=False)
+        self.successResultOf(Deferred.fromCoroutine(self.store.add_extension(self.ext)))
+        self.intake = Intake(
+            self.store, DestinationPolicy(), None, 600, None, self.clock
+        )
+
+    def leave(self, count: int, error: Exception) -> None:
+        """``count`` visitors submit and leave; then each write fails with ``error``."""
+        for n in range(count):
+            submitted = Deferred.fromCoroutine(
+                self.intake.submit(
+                    self.ext, f"+1201555012{n}", "Mary", RequestSource.FORM, 1000.0
+                )
+            )
+            submitted.cancel()
+            self.failureResultOf(submitted, CancelledError)
+        self.assertEqual(len(self.store.gates), count)
+        for gate in self.store.gates:
+            gate.errback(error)
+
+    def test_a_burst_is_one_line_then_a_count(self) -> None:
+        """The first is logged at once, the rest counted at the end of the interval."""
+        with capturedLogs() as events:
+            self.leave(5, StoreUnavailable("database is locked"))
+            self.assertEqual(len(events), 1)
+            self.clock.advance(LATE_OUTAGE_LOG_INTERVAL)
+        first, summary = events
+        self.assertEqual(first["log_level"], LogLevel.error)
+        self.assertIn("database is locked", formatEvent(first))
+        self.assertNotIn("log_failure", first)
+        self.assertEqual(summary["left_out"], 4)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_other_failures_keep_their_traceback(self) -> None:
+        """Only the outage is paced: any other failure is logged in full, each time."""
+        with capturedLogs() as events:
+            self.leave(2, ValueError("a bug"))
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 2)
+        self.assertEqual(sum("log_failure" in event for event in events), 2)
