@@ -75,14 +75,13 @@ T = TypeVar("T")
 
 
 def shielded(
-    coro: Coroutine[Deferred[Any], Any, T],
-    late: Callable[[Failure], object] | None = None,
+    coro: Coroutine[Deferred[Any], Any, T], late: Callable[[Failure], object]
 ) -> Deferred[T]:
     """Run ``coro`` to its end even if the awaiting caller is cancelled.
 
     Cancelling the returned Deferred fails it with CancelledError at once, while
-    ``coro`` goes on; its failure, if any, is then handed to ``late`` (or, when
-    there is none, logged with its traceback) rather than lost.
+    ``coro`` goes on; its failure, if any, is then handed to ``late`` rather than
+    lost.
     """
     inner = Deferred.fromCoroutine(coro)
     outer: Deferred[T] = Deferred()
@@ -91,16 +90,12 @@ def shielded(
         if not outer.called:
             outer.callback(result)  # a Failure here errbacks outer
         elif isinstance(result, Failure):
-            if late is None:
-                _log.failure("Shielded work failed after its caller left", result)
-            else:
-                late(result)
+            late(result)
 
     inner.addBoth(done)
     return outer
 
 
-_log = Logger()
 Listener = Callable[[CallRequest], object]
 #: Seconds between two log lines of store outages met by visitors who had left.
 LATE_OUTAGE_LOG_INTERVAL = 10.0
