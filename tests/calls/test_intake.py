@@ -23,11 +23,20 @@ from tests.http.helpers import extension
 
 
 class SlowStore(MemoryStore):
-    """A store whose writes finish when the test says so."""
+    """A store whose writes each wait for a gate of their own (``gates``)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.gate: Deferred[None] = Deferred()
+        self.gates: list[Deferred[None]] = []
+
+    def release(self, error: Exception | None = None) -> None:
+        """Let every waiting write go on, or fail each with ``error``."""
+        gates, self.gates = self.gates, []
+        for gate in gates:
+            if error is None:
+                gate.callback(None)
+            else:
+                gate.errback(error)
 
     async def create_request(
         self,
@@ -36,7 +45,9 @@ class SlowStore(MemoryStore):
         *,
         dedupe_since: float | None = None,
     ) -> tuple[CallRequest, bool]:
-        await self.gate
+        gate: Deferred[None] = Deferred()
+        self.gates.append(gate)
+        await gate
         return await super().create_request(request, event, dedupe_since=dedupe_since)
 
 
@@ -57,7 +68,7 @@ class ShieldTests(SynchronousTestCase):
         submitted.cancel()
         self.failureResultOf(submitted, CancelledError)
         self.assertEqual(handed, [])
-        store.gate.callback(None)
+        store.release()
         (request,) = store.requests.values()
         self.assertEqual(handed, [request])
         self.assertEqual(request.state, RequestState.RECEIVED)
@@ -76,7 +87,7 @@ class ShieldTests(SynchronousTestCase):
             intake.submit(ext, "+12015550123", "Mary", RequestSource.FORM, 1000.0)
         )
         self.assertEqual(handed, [])
-        store.gate.callback(None)
+        store.release()
         self.successResultOf(submitted)
         (request,) = store.requests.values()
         self.assertEqual(handed, [(request, ext)])
@@ -182,7 +193,7 @@ class StoreOutageTests(SynchronousTestCase):
         submitted = self.submit(intake, 1000.0)
         submitted.cancel()
         self.failureResultOf(submitted, CancelledError)
-        store.gate.errback(StoreUnavailable("database is locked"))
+        store.release(StoreUnavailable("database is locked"))
         self.assertEqual(limiter.refunded, 1)
         self.assertEqual(len(self.flushLoggedErrors(StoreUnavailable)), 1)
 
@@ -193,29 +204,9 @@ class StoreOutageTests(SynchronousTestCase):
         submitted = self.submit(intake, 1000.0)
         submitted.cancel()
         self.failureResultOf(submitted, CancelledError)
-        store.gate.callback(None)
+        store.release()
         self.assertEqual(len(store.requests), 1)
         self.assertEqual(limiter.refunded, 0)
-
-
-class GatedStore(MemoryStore):
-    """A store whose every write waits for a gate of its own, in ``gates``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gates: list[Deferred[None]] = []
-
-    async def create_request(
-        self,
-        request: CallRequest,
-        event: RequestEvent,
-        *,
-        dedupe_since: float | None = None,
-    ) -> tuple[CallRequest, bool]:
-        gate: Deferred[None] = Deferred()
-        self.gates.append(gate)
-        await gate
-        return await super().create_request(request, event, dedupe_since=dedupe_since)
 
 
 class LateOutageLogTests(SynchronousTestCase):
@@ -223,7 +214,7 @@ class LateOutageLogTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.store = GatedStore()
+        self.store = SlowStore()
         self.ext = extension(image_validation=False)
         self.successResultOf(Deferred.fromCoroutine(self.store.add_extension(self.ext)))
         self.intake = Intake(
@@ -241,8 +232,7 @@ class LateOutageLogTests(SynchronousTestCase):
             submitted.cancel()
             self.failureResultOf(submitted, CancelledError)
         self.assertEqual(len(self.store.gates), count)
-        for gate in self.store.gates:
-            gate.errback(error)
+        self.store.release(error)
 
     def test_a_burst_is_one_line_then_a_count(self) -> None:
         """The first is logged at once, the rest counted at the end of the interval."""
