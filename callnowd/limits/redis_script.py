@@ -32,6 +32,12 @@ check ``index``, 2 blocked identity ``index`` (retry_us -1 when permanent).
 
 from __future__ import annotations
 
+# A number as Redis takes it (no exponent), and an expiry in whole milliseconds
+# (at least 1) from one in microseconds.
+_FORMATS = """local function fmt(x) return string.format('%.0f', x) end
+local function ttl_ms(us) return fmt(math.max(1, math.ceil(us / 1000))) end
+"""
+
 # ``now`` in microseconds from ARGV[1], or Redis ``TIME`` when it is negative.
 _NOW = """local now = tonumber(ARGV[1])
 if now < 0 then
@@ -47,9 +53,8 @@ local ARGV = (function(packed)
   for field in string.gmatch(packed, '([^\t]*)\t') do out[#out + 1] = field end
   return out
 end)(ARGV[1])
-local function fmt(x) return string.format('%.0f', x) end
-local function ttl_ms(us) return fmt(math.max(1, math.ceil(us / 1000))) end
 """
+    + _FORMATS
     + _NOW
     + """local nid = tonumber(ARGV[2])
 local nck = tonumber(ARGV[3])
@@ -185,8 +190,7 @@ return out
 # reason, since_us, until_us (-1: permanent), strikes. A block that has ended, or
 # whose key is blocked already, is skipped. Returns how many were recorded.
 ADOPT_BLOCKS_SCRIPT = (
-    """
-"""
+    _FORMATS
     + _NOW
     + """local added = 0
 for i = 1, #KEYS do
@@ -200,8 +204,7 @@ for i = 1, #KEYS do
         'reason', ARGV[o + 3], 'since', ARGV[o + 4], 'until', ARGV[o + 5],
         'strikes', ARGV[o + 6])
       if untl >= 0 then
-        redis.call('PEXPIRE', KEYS[i],
-          string.format('%.0f', math.max(1, math.ceil((untl - now) / 1000))))
+        redis.call('PEXPIRE', KEYS[i], ttl_ms(untl - now))
       else
         redis.call('PERSIST', KEYS[i])
       end
@@ -219,8 +222,7 @@ return added
 # (a full bucket, as for a key never seen); otherwise it is written back with its
 # expiry. Returns how many states were changed.
 REFUND_SCRIPT = (
-    """
-"""
+    _FORMATS
     + _NOW
     + """local changed = 0
 for i = 1, #KEYS do
@@ -228,8 +230,7 @@ for i = 1, #KEYS do
   if tat then
     local back = tonumber(tat) - tonumber(ARGV[i + 1])
     if back > now then
-      redis.call('SET', KEYS[i], string.format('%.0f', back), 'PX',
-        string.format('%.0f', math.max(1, math.ceil((back - now) / 1000))))
+      redis.call('SET', KEYS[i], fmt(back), 'PX', ttl_ms(back - now))
     else
       redis.call('DEL', KEYS[i])
     end
