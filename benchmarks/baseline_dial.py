@@ -364,14 +364,13 @@ class LoggingSite(server.Site):
 
 def main(argv: list[str]) -> int:
     """Serve :class:`Accept` once logged in; ``argv`` as in the module docstring."""
-    checkpoint_every = CHECKPOINT_EVERY
     option = "--checkpoint-every="
-    for given in [a for a in argv if a.startswith(option)]:
-        argv = [a for a in argv if a != given]
-        if not given[len(option) :].isdigit() or int(given[len(option) :]) < 1:
-            print(f"baseline_dial.py: {given}: N must be a count", file=sys.stderr)
-            return 2
-        checkpoint_every = int(given[len(option) :])
+    counts = [a.removeprefix(option) for a in argv if a.startswith(option)]
+    argv = [a for a in argv if not a.startswith(option)]
+    if not all(count.isdigit() and int(count) >= 1 for count in counts):
+        print(f"baseline_dial.py: {option}N takes a count from 1", file=sys.stderr)
+        return 2
+    checkpoint_every = int(counts[-1]) if counts else CHECKPOINT_EVERY
     if len(argv) not in (6, 7) or not all(argv[i].isdigit() for i in (0, 1, 5)):
         print(
             "usage: baseline_dial.py PORT AMI_PORT SECRET DATABASE LOG RING_S"
